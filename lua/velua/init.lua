@@ -1,0 +1,24 @@
+-- velua: single-cell RNA velocity and representation learning in Lua 5.4 on a C core.
+-- Submodules load lazily on first use: velua.tensor, velua.nn, ...
+local core = require "velua.core"
+
+local velua = {
+  version = "0.1.0",
+  set_num_threads = core.set_num_threads, -- thread count for our loops and OpenBLAS
+  get_num_threads = core.get_num_threads,
+  now = core.now,                         -- monotonic wall clock in seconds
+}
+
+local submodules = {
+  tensor = "velua.tensor",
+}
+
+return setmetatable(velua, {
+  __index = function(t, key)
+    local name = submodules[key]
+    if not name then return nil end
+    local m = require(name)
+    rawset(t, key, m)
+    return m
+  end,
+})
