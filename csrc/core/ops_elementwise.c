@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "strided_loop.h"
+#include "vec_math.h"
 
 typedef float f32;
 typedef double f64;
@@ -232,7 +233,13 @@ vl_status vl_arange(vl_ctx *ctx, const vl_tensor *dst, double start, double step
   return;
 
 static void unary_f32(char **p, const int64_t *s, int64_t n, void *a) {
-  switch (*(const vl_unary_op *)a) { UNARY_FLOAT_CASES(f32, f) }
+  vl_unary_op op = *(const vl_unary_op *)a;
+  if (s[0] == sizeof(f32) && s[1] == sizeof(f32)) {
+    /* contiguous runs of the hottest transcendental ops take the SIMD kernels */
+    if (op == VL_EXP) { vl_vec_exp_f32((f32 *)p[0], (const f32 *)p[1], n); return; }
+    if (op == VL_SIGMOID) { vl_vec_sigmoid_f32((f32 *)p[0], (const f32 *)p[1], n); return; }
+  }
+  switch (op) { UNARY_FLOAT_CASES(f32, f) }
 }
 static void unary_f64(char **p, const int64_t *s, int64_t n, void *a) {
   switch (*(const vl_unary_op *)a) { UNARY_FLOAT_CASES(f64, ) }

@@ -310,15 +310,25 @@ local passthrough = {
 }
 for _, name in ipairs(passthrough) do M[name] = core[name] end
 
-for name in pairs(P) do
-  if M[name] == nil then
-    M[name] = function(...) return P[name](...) end
-  end
+for name, fn in pairs(P) do
+  if M[name] == nil then M[name] = fn end
 end
 
 -- T.<op>(a, b) for every primitive and composition, as in torch.<op>.
 for name, fn in pairs(M) do
   if T[name] == nil then T[name] = fn end
+end
+
+-- Replaces primitive `name` everywhere it is exposed (P, the methods and T), e.g. by a
+-- version that records autodiff. Methods call the C functions directly, without a Lua
+-- wrapper, so error messages name the method the user called.
+function T.set_primitive(name, fn)
+  if P[name] == nil then error("set_primitive: unknown primitive '" .. tostring(name) .. "'", 2) end
+  local old = P[name]
+  P[name] = fn
+  if M[name] == old then M[name] = fn end
+  if T[name] == old then T[name] = fn end
+  return old
 end
 
 -- ---------- metatable: methods, operators, indexing ----------
