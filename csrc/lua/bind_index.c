@@ -87,6 +87,7 @@ static int l_index_add_(lua_State *L) {
   vl_error err;
   vlua_check_status(L, "index_add_", vl_index_add(vlua_ctx(L), &dst->t, dim, idx, n, &s, &err),
                     &err);
+  vlua_mark_written(dst);
   lua_settop(L, 1);
   return 1;
 }
@@ -133,6 +134,7 @@ static int l_scatter_add_(lua_State *L) {
   vl_tensor s = src->t.dtype == dst->t.dtype ? src->t : vlua_cast(L, 4, dst->t.dtype)->t;
   vl_error err;
   vlua_check_status(L, "scatter_add_", vl_scatter_add(&dst->t, dim, &idx->t, &s, &err), &err);
+  vlua_mark_written(dst);
   lua_settop(L, 1);
   return 1;
 }

@@ -146,6 +146,7 @@ static int binary_inplace(lua_State *L, vl_binary_op op) {
   vl_tensor bb;
   vlua_check_status(L, name, vl_broadcast_to(&b.t, a.t.ndim, a.t.shape, &bb, &err), &err);
   vlua_check_status(L, name, vl_binary(vlua_ctx(L), op, &ta->t, &ta->t, &bb, &err), &err);
+  vlua_mark_written(ta);
   lua_settop(L, 1);
   return 1;
 }
@@ -218,6 +219,7 @@ static int l_clamp_(lua_State *L) {
   if (x->t.dtype == VL_BOOL) luaL_argerror(L, 1, "clamp_: not defined for bool tensors");
   vl_error err;
   vlua_check_status(L, "clamp_", vl_clamp(vlua_ctx(L), &x->t, &x->t, lo, hi, &err), &err);
+  vlua_mark_written(x);
   lua_settop(L, 1);
   return 1;
 }

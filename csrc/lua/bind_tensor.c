@@ -52,6 +52,7 @@ static int l_full(lua_State *L) {
 static int l_fill_(lua_State *L) {
   vlua_tensor *t = vlua_check(L, 1);
   fill_value(L, &t->t, 2);
+  vlua_mark_written(t);
   lua_settop(L, 1);
   return 1;
 }
@@ -253,6 +254,12 @@ static int l_same_storage(lua_State *L) {
   return 1;
 }
 
+/* version(t): count of in-place writes into t's storage so far */
+static int l_version(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)vlua_check(L, 1)->storage->version);
+  return 1;
+}
+
 static int l_storage_nbytes(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)vlua_check(L, 1)->storage->nbytes);
   return 1;
@@ -303,6 +310,7 @@ static int l_set(lua_State *L) {
   if (lua_isboolean(L, varg)) vl_set_i64(&t->t, index, lua_toboolean(L, varg));
   else if (lua_isinteger(L, varg)) vl_set_i64(&t->t, index, lua_tointeger(L, varg));
   else vl_set_f64(&t->t, index, luaL_checknumber(L, varg));
+  vlua_mark_written(t);
   lua_settop(L, 1);
   return 1;
 }
@@ -580,6 +588,7 @@ static int l_copy_(lua_State *L) {
     st = vl_copy(vlua_ctx(L), &d->t, &s->t, &err);
   }
   vlua_check_status(L, "copy_", st, &err);
+  vlua_mark_written(d);
   lua_settop(L, 1);
   return 1;
 }
@@ -621,7 +630,7 @@ void vlua_register_tensor(lua_State *L) {
     {"shape", l_shape}, {"stride", l_stride}, {"size", l_size}, {"dim", l_dim},
     {"numel", l_numel}, {"dtype", l_dtype}, {"is_contiguous", l_is_contiguous},
     {"is_tensor", l_is_tensor}, {"same_storage", l_same_storage},
-    {"storage_nbytes", l_storage_nbytes},
+    {"storage_nbytes", l_storage_nbytes}, {"version", l_version},
     {"get", l_get}, {"set", l_set}, {"item", l_item}, {"totable", l_totable},
     {"transpose", l_transpose}, {"t", l_t}, {"permute", l_permute}, {"select", l_select},
     {"narrow", l_narrow}, {"unsqueeze", l_unsqueeze}, {"squeeze", l_squeeze},

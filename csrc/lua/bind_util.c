@@ -33,6 +33,7 @@ static vlua_storage *new_storage(lua_State *L, size_t nbytes) {
   vlua_storage *s = lua_newuserdatauv(L, total, 0);
   s->nbytes = nbytes;
   s->freed = false;
+  s->version = 0;
   uintptr_t p = (uintptr_t)(s + 1);
   p = (p + VLUA_STORAGE_ALIGN - 1) & ~(uintptr_t)(VLUA_STORAGE_ALIGN - 1);
   s->data = (char *)p;

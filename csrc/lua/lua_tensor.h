@@ -20,6 +20,7 @@ typedef struct {
   size_t nbytes;  /* usable bytes from data */
   char *data;     /* VLUA_STORAGE_ALIGN-aligned pointer into this userdata */
   bool freed;     /* set by free(): every view of it is then unusable */
+  uint64_t version; /* bumped by every in-place write (autodiff checks saved tensors) */
 } vlua_storage;
 
 /* Tensor userdata: the view, plus its storage (also kept alive by user value 1).
@@ -46,6 +47,9 @@ vlua_tensor *vlua_new_view(lua_State *L, int base, const vl_tensor *view);
 vlua_tensor *vlua_check(lua_State *L, int arg);
 /* The tensor at arg, or NULL if the value is not a tensor (no error). */
 vlua_tensor *vlua_test(lua_State *L, int arg);
+
+/* Records an in-place write into t's storage (bumps its version). */
+static inline void vlua_mark_written(vlua_tensor *t) { t->storage->version++; }
 
 /* Raises a Lua error "fname: message" when st != VL_OK. */
 void vlua_check_status(lua_State *L, const char *fname, vl_status st, const vl_error *err);
