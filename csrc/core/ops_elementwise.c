@@ -18,7 +18,7 @@ typedef uint8_t boolean;
 static const char *unary_names[VL_UNARY_COUNT] = {
   "neg", "exp", "log", "log1p", "expm1", "sqrt", "abs", "sign", "relu", "sigmoid",
   "tanh", "softplus", "lgamma", "digamma", "sin", "cos", "floor", "ceil", "round",
-  "reciprocal", "square", "logical_not", "isnan"};
+  "reciprocal", "square", "logical_not", "isnan", "trigamma"};
 static const char *binary_names[VL_BINARY_COUNT] = {
   "add", "sub", "mul", "div", "pow", "maximum", "minimum", "atan2", "fmod",
   "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor"};
@@ -70,6 +70,27 @@ double vl_digamma(double x) {
   double t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 +
              f * (-1.0 / 132 + f * (691.0 / 32760 + f * (-1.0 / 12)))))));
   return r + log(x) - 0.5 / x + t;
+}
+
+double vl_trigamma(double x) {
+  if (isnan(x) || x == -INFINITY) return NAN;
+  if (x <= 0 && x == floor(x)) return INFINITY;
+  if (x < 0) {
+    /* reflection: psi1(1 - x) + psi1(x) = pi^2 / sin^2(pi x) */
+    double s = sin(M_PI * x);
+    return -vl_trigamma(1.0 - x) + M_PI * M_PI / (s * s);
+  }
+  double r = 0.0;
+  while (x < 6.0) {
+    r += 1.0 / (x * x);
+    x += 1.0;
+  }
+  /* asymptotic series: 1/x + 1/(2x^2) + sum B_2k / x^(2k+1) */
+  double f = 1.0 / (x * x);
+  double t = 1.0 / x + f / 2.0 +
+             f / x * (1.0 / 6 + f * (-1.0 / 30 + f * (1.0 / 42 + f * (-1.0 / 30 +
+             f * (5.0 / 66 + f * (-691.0 / 2730 + f * (7.0 / 6)))))));
+  return r + t;
 }
 
 static inline double softplus_d(double x) { return x > 20.0 ? x : log1p(exp(x)); }
@@ -198,6 +219,7 @@ vl_status vl_arange(vl_ctx *ctx, const vl_tensor *dst, double start, double step
   case VL_SOFTPLUS: UNARY_LOOP(T, T, (T)softplus_##SUF##_(x))               \
   case VL_LGAMMA: UNARY_LOOP(T, T, (T)vl_lgamma((double)x))                 \
   case VL_DIGAMMA: UNARY_LOOP(T, T, (T)vl_digamma((double)x))               \
+  case VL_TRIGAMMA: UNARY_LOOP(T, T, (T)vl_trigamma((double)x))             \
   case VL_SIN: UNARY_LOOP(T, T, sin##SUF(x))                                \
   case VL_COS: UNARY_LOOP(T, T, cos##SUF(x))                                \
   case VL_FLOOR: UNARY_LOOP(T, T, floor##SUF(x))                            \

@@ -9,7 +9,7 @@
 typedef enum {
   VL_NEG, VL_EXP, VL_LOG, VL_LOG1P, VL_EXPM1, VL_SQRT, VL_ABS, VL_SIGN, VL_RELU, VL_SIGMOID,
   VL_TANH, VL_SOFTPLUS, VL_LGAMMA, VL_DIGAMMA, VL_SIN, VL_COS, VL_FLOOR, VL_CEIL, VL_ROUND,
-  VL_RECIPROCAL, VL_SQUARE, VL_LOGICAL_NOT, VL_ISNAN,
+  VL_RECIPROCAL, VL_SQUARE, VL_LOGICAL_NOT, VL_ISNAN, VL_TRIGAMMA,
   VL_UNARY_COUNT
 } vl_unary_op;
 
@@ -51,6 +51,7 @@ vl_status vl_where(vl_ctx *ctx, const vl_tensor *out, const vl_tensor *cond, con
 
 /* Scalar special functions shared with other kernels. */
 double vl_digamma(double x);
+double vl_trigamma(double x);
 double vl_lgamma(double x);
 
 #endif

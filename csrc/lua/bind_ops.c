@@ -186,7 +186,7 @@ UNARY_FN(relu, VL_RELU) UNARY_FN(sigmoid, VL_SIGMOID) UNARY_FN(tanh, VL_TANH)
 UNARY_FN(softplus, VL_SOFTPLUS) UNARY_FN(lgamma, VL_LGAMMA) UNARY_FN(digamma, VL_DIGAMMA)
 UNARY_FN(sin, VL_SIN) UNARY_FN(cos, VL_COS) UNARY_FN(floor, VL_FLOOR) UNARY_FN(ceil, VL_CEIL)
 UNARY_FN(round, VL_ROUND) UNARY_FN(reciprocal, VL_RECIPROCAL) UNARY_FN(square, VL_SQUARE)
-UNARY_FN(logical_not, VL_LOGICAL_NOT) UNARY_FN(isnan, VL_ISNAN)
+UNARY_FN(logical_not, VL_LOGICAL_NOT) UNARY_FN(isnan, VL_ISNAN) UNARY_FN(trigamma, VL_TRIGAMMA)
 
 static double opt_bound(lua_State *L, int arg) {
   if (lua_isnoneornil(L, arg)) return NAN;
@@ -279,7 +279,7 @@ void vlua_register_ops(lua_State *L) {
     {"sigmoid", op_sigmoid}, {"tanh", op_tanh}, {"softplus", op_softplus}, {"lgamma", op_lgamma},
     {"digamma", op_digamma}, {"sin", op_sin}, {"cos", op_cos}, {"floor", op_floor},
     {"ceil", op_ceil}, {"round", op_round}, {"reciprocal", op_reciprocal}, {"square", op_square},
-    {"logical_not", op_logical_not}, {"isnan", op_isnan},
+    {"logical_not", op_logical_not}, {"isnan", op_isnan}, {"trigamma", op_trigamma},
     {"clamp", l_clamp}, {"clamp_", l_clamp_}, {"where", l_where},
     {"broadcast_shapes", l_broadcast_shapes},
     {NULL, NULL}};

@@ -551,6 +551,14 @@ static int l_expand(lua_State *L) {
   return 1;
 }
 
+/* alias(t): a new view of exactly the same elements (no autograd state) */
+static int l_alias(lua_State *L) {
+  vlua_tensor *t = vlua_check(L, 1);
+  vl_tensor v = t->t;
+  vlua_new_view(L, 1, &v);
+  return 1;
+}
+
 /* ---------- copies ---------- */
 
 static int l_contiguous(lua_State *L) {
@@ -635,7 +643,7 @@ void vlua_register_tensor(lua_State *L) {
     {"transpose", l_transpose}, {"t", l_t}, {"permute", l_permute}, {"select", l_select},
     {"narrow", l_narrow}, {"unsqueeze", l_unsqueeze}, {"squeeze", l_squeeze},
     {"reshape", l_reshape}, {"view", l_view}, {"expand", l_expand},
-    {"contiguous", l_contiguous}, {"clone", l_clone}, {"to", l_to}, {"copy_", l_copy_},
+    {"alias", l_alias}, {"contiguous", l_contiguous}, {"clone", l_clone}, {"to", l_to}, {"copy_", l_copy_},
     {"free", l_free}, {"is_freed", l_is_freed},
     {"_get_slot", l_get_slot}, {"_set_slot", l_set_slot},
     {NULL, NULL}};

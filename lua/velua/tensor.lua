@@ -18,7 +18,7 @@ for _, name in ipairs {
   "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
   "neg", "exp", "log", "log1p", "expm1", "sqrt", "abs", "sign", "relu", "sigmoid", "tanh",
   "softplus", "lgamma", "digamma", "sin", "cos", "floor", "ceil", "round", "reciprocal",
-  "square", "logical_not", "isnan", "clamp", "where",
+  "square", "logical_not", "isnan", "trigamma", "clamp", "where",
   -- reductions
   "sum", "prod", "max", "min", "argmax", "argmin", "any", "all",
   -- linear algebra, indexing
@@ -359,8 +359,9 @@ mt.__name = "velua.Tensor"
 
 T.methods = M
 
--- Random numbers and sparse matrices extend T.
+-- Random numbers and sparse matrices extend T; autodiff wraps the primitives last.
 require("velua.random").install(T, core)
 require("velua.sparse").install(T, core)
+require("velua.autograd").install(T)
 
 return T
