@@ -11,6 +11,11 @@ local velua = {
 
 local submodules = {
   tensor = "velua.tensor",
+  nn = "velua.nn",
+  optim = "velua.optim",
+  schedule = "velua.schedule",
+  distributions = "velua.distributions",
+  progress = "velua.progress",
 }
 
 return setmetatable(velua, {
