@@ -338,6 +338,23 @@ function M.install(T)
     return grads
   end, "")
 
+  -- sparse @ dense: differentiable with respect to the dense operand (the gradient is
+  -- S^T g; the transpose is computed once per matrix and cached).
+  if T.SparseCSR then
+    local methods = T.SparseCSR.__index
+    local spmm = methods.matmul
+    local transposed = setmetatable({}, { __mode = "k" })
+    methods.matmul = T.def_differentiable("sparse_matmul", spmm, function(g, a)
+      local sp = a[1]
+      local st = transposed[sp]
+      if not st then
+        st = sp:transpose()
+        transposed[sp] = st
+      end
+      return nil, spmm(st, g)
+    end, "")
+  end
+
   -- ---------- public API ----------
 
   function T.is_grad_enabled() return grad_enabled end

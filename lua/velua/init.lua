@@ -18,6 +18,10 @@ local submodules = {
   progress = "velua.progress",
 }
 
+-- velua.save(path, value) / velua.load(path): see velua/serialize.lua
+function velua.save(path, value) return require("velua.serialize").save(path, value) end
+function velua.load(path) return require("velua.serialize").load(path) end
+
 return setmetatable(velua, {
   __index = function(t, key)
     local name = submodules[key]

@@ -362,6 +362,11 @@ T.methods = M
 -- Random numbers and sparse matrices extend T; autodiff wraps the primitives last.
 require("velua.random").install(T, core)
 require("velua.sparse").install(T, core)
+-- T.matmul(sparse, dense) dispatches to the sparse product
+function T.matmul(a, b)
+  if T.is_sparse(a) then return a:matmul(b) end
+  return P.matmul(a, b)
+end
 require("velua.autograd").install(T)
 
 return T
