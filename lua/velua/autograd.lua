@@ -84,13 +84,19 @@ function M.install(T)
     local x, p = a[1], a[2]
     local ga
     if requires(x) then
-      ga = raw.mul(g, raw.mul(p, raw.pow(x, raw.sub(p, 1))))
+      -- a scalar exponent stays a Lua number, so f64 inputs keep f64 precision
+      local pm1 = type(p) == "number" and p - 1 or raw.sub(p, 1)
+      ga = raw.mul(g, raw.mul(p, raw.pow(x, pm1)))
     end
     local gp
     if requires(p) then
       -- d/dp x^p = x^p log x (0 where x == 0, as PyTorch)
-      local lx = raw.log(x)
-      lx = raw.where(raw.eq(x, 0), 0, lx)
+      local lx
+      if type(x) == "number" then
+        lx = x == 0 and 0 or math.log(x)
+      else
+        lx = raw.where(raw.eq(x, 0), 0, raw.log(x))
+      end
       gp = raw.mul(g, raw.mul(out, lx))
     end
     return ga, gp
@@ -163,10 +169,18 @@ function M.install(T)
     return raw.expand(unreduce(g, x, a[2], a[3]), shape_of(x))
   end)
   rule("prod", "in,out", function(g, a, out)
-    local x = a[1]
-    local gu = unreduce(g, x, a[2], a[3])
-    local ou = unreduce(out, x, a[2], a[3])
-    return raw.div(raw.mul(gu, ou), x)
+    -- d prod / d x_i = product of the other elements, also where some x are 0: with no zero
+    -- it is out / x_i; with one zero only that element gets the product of the rest
+    local x, dim = a[1], a[2]
+    local gu = unreduce(g, x, dim, a[3])
+    local ou = unreduce(out, x, dim, a[3])
+    local is_zero = raw.eq(x, 0)
+    local nzero = raw.sum(is_zero, dim, true)
+    local others = raw.prod(raw.where(is_zero, 1, x), dim, true)
+    local no_zero = raw.div(ou, raw.where(is_zero, 1, x))
+    local one_zero = raw.where(is_zero, others, 0)
+    local d = raw.where(raw.eq(nzero, 0), no_zero, raw.where(raw.eq(nzero, 1), one_zero, 0))
+    return raw.mul(gu, d)
   end)
   local function minmax_rule(g, a, out)
     local x, dim, keepdim = a[1], a[2], a[3]
@@ -290,7 +304,14 @@ function M.install(T)
         for i = 1, select("#", ...) do
           if arg_requires((select(i, ...))) then
             local ft = core.dtype(out)
-            if ft == "f32" or ft == "f64" then record(name, r, table.pack(...), out) end
+            if ft == "f32" or ft == "f64" then
+              -- contiguous()/to() of a tensor already in shape return the input itself: record
+              -- on a fresh view so the input keeps its own place in the graph
+              for j = 1, select("#", ...) do
+                if rawequal(out, (select(j, ...))) then out = core.alias(out) break end
+              end
+              record(name, r, table.pack(...), out)
+            end
             break
           end
         end
@@ -337,6 +358,50 @@ function M.install(T)
     end
     return grads
   end, "")
+
+  -- cdist: own rule, so that a zero distance gives a zero (not NaN) gradient, as PyTorch.
+  -- With w = g / d (0 where d = 0): grad_a = a * rowsum(w) - w b, grad_b = b * colsum(w) - w^T a.
+  do
+    local cdist = T.cdist
+    T.cdist = T.def_differentiable("cdist", function(a, b)
+      return T.no_grad(cdist, a, b)
+    end, function(g, args, d)
+      local a, b = args[1], args[2]
+      local w = raw.where(raw.eq(d, 0), 0, raw.div(g, d))
+      local ga, gb
+      if requires(a) then
+        ga = raw.sub(raw.mul(a, raw.sum(w, -1, true)), raw.matmul(w, b))
+      end
+      if requires(b) then
+        local cs = raw.transpose(raw.sum(w, -2, true), -1, -2)
+        gb = raw.sub(raw.mul(b, cs), raw.matmul(raw.transpose(w, -1, -2), a))
+      end
+      return ga, gb
+    end, "in,out")
+  end
+
+  -- trigamma has no gradient rule (it would need polygamma of order 2): refuse to pretend.
+  do
+    local trigamma = raw.trigamma
+    T.set_primitive("trigamma", function(x)
+      if grad_enabled and requires(x) then
+        error("trigamma: gradients are not supported (polygamma of order 2 is not " ..
+          "implemented); call it under T.no_grad or on a detached tensor", 2)
+      end
+      return trigamma(x)
+    end)
+  end
+
+  -- element writes are in-place writes too
+  do
+    local set = T.methods.set
+    T.methods.set = function(t, ...)
+      if grad_enabled and requires(t) then
+        error("set: in-place write into a tensor that requires grad; use T.no_grad", 2)
+      end
+      return set(t, ...)
+    end
+  end
 
   -- sparse @ dense: differentiable with respect to the dense operand (the gradient is
   -- S^T g; the transpose is computed once per matrix and cached).
@@ -492,6 +557,17 @@ function M.install(T)
           "got shape {" .. table.concat(shape_of(loss), ",") .. "}", 2)
       end
       grad = core.full(shape_of(loss), 1, { dtype = core.dtype(loss) })
+    elseif not is_tensor(grad) then
+      error("backward: grad must be a tensor, got " .. type(grad), 2)
+    else
+      local gs, ls = shape_of(grad), shape_of(loss)
+      local same = #gs == #ls
+      for i = 1, #ls do same = same and gs[i] == ls[i] end
+      if not same then
+        error(string.format("backward: grad has shape {%s}, the tensor has shape {%s}",
+          table.concat(gs, ","), table.concat(ls, ",")), 2)
+      end
+      if core.dtype(grad) ~= core.dtype(loss) then grad = raw.to(grad, core.dtype(loss)) end
     end
     if not s.node then
       -- a leaf: its gradient is grad itself

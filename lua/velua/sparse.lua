@@ -14,7 +14,8 @@ function M.install(T, core)
   local function call(fname, f, ...)
     local r = table.pack(pcall(f, ...))
     if not r[1] then
-      error(fname .. ": " .. tostring(r[2]):gsub("^csr_[%w_]+: ", ""), 3)
+      -- matmul is wrapped by autograd, so a position would point into the wrapper: none then
+      error(fname .. ": " .. tostring(r[2]):gsub("^csr_[%w_]+: ", ""), fname == "matmul" and 0 or 3)
     end
     return table.unpack(r, 2, r.n)
   end
@@ -91,7 +92,7 @@ function M.install(T, core)
   function methods.matmul(s, dense)
     local st = get(s, "matmul")
     if not core.is_tensor(dense) then
-      error("matmul: dense must be a tensor, got " .. type(dense), 2)
+      error("matmul: dense must be a tensor, got " .. type(dense), 0)
     end
     local out = call("matmul", core.csr_spmm, st.indptr, st.indices, st.values, st.nrows,
       st.ncols, dense)

@@ -233,6 +233,9 @@ end
 function T.cosine_similarity(a, b, dim, eps)
   dim = dim or -1
   eps = eps or 1e-8
+  -- dim counts in the broadcast shape, as PyTorch
+  local shape = core.broadcast_shapes(a, b)
+  a, b = P.expand(a, shape), P.expand(b, shape)
   local na = P.clamp(M.norm(a, 2, dim, false), eps, nil)
   local nb = P.clamp(M.norm(b, 2, dim, false), eps, nil)
   return P.div(P.div(P.sum(P.mul(a, b), dim, false), na), nb)
@@ -340,6 +343,9 @@ mt.__index = function(t, k)
 end
 mt.__newindex = function(t, k, v)
   if type(k) ~= "number" then error("tensor: cannot set field '" .. tostring(k) .. "'", 2) end
+  if M.needs_grad and M.needs_grad(t) and T.is_grad_enabled() then
+    error("tensor: in-place write into a tensor that requires grad; use T.no_grad", 2)
+  end
   local view = select_(t, 1, k)
   if is_tensor(v) then core.copy_(view, v) else core.fill_(view, v) end
 end
