@@ -4,6 +4,7 @@
 local function run_child(body)
   local script = os.tmpname()
   local f = assert(io.open(script, "w"))
+  f:write(string.format("package.path = %q\npackage.cpath = %q\n", package.path, package.cpath))
   f:write([[
 local velua = require "velua"
 local T = velua.tensor
