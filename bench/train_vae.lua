@@ -102,7 +102,7 @@ local function memory_trace(epochs)
   return trace
 end
 
-local TORCH = [[
+local TORCH = [==[
 import os, sys, time, torch
 threads, cells, epochs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads); torch.manual_seed(0)
@@ -128,7 +128,7 @@ best = float("inf")
 for _ in range(epochs):
     t0 = time.perf_counter(); run_epoch(); best = min(best, time.perf_counter() - t0)
 print("TORCH_SECONDS", best)
-]]
+]==]
 
 local function time_torch(threads, epochs)
   if flags["no-torch"] then return nil end

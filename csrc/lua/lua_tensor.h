@@ -86,5 +86,6 @@ void vlua_register_random(lua_State *L);
 void vlua_register_sparse(lua_State *L);
 void vlua_register_bench(lua_State *L);
 void vlua_register_h5(lua_State *L);
+void vlua_register_optim(lua_State *L);
 
 #endif

@@ -71,22 +71,30 @@ function M.install(T)
   local function rule(name, saves, fn) rules[name] = { fn = fn, saves = saves } end
 
   rule("add", "", function(g) return g, g end)
-  rule("sub", "", function(g) return g, raw.neg(g) end)
-  rule("mul", "in", function(g, a)
-    return raw.mul(g, a[2]), raw.mul(g, a[1])
+  rule("sub", "", function(g, _, _, needs) return g, needs[2] and raw.neg(g) or nil end)
+  rule("mul", "in", function(g, a, _, needs)
+    if rawequal(a[1], a[2]) then -- x * x
+      local gx = raw.mul(g, raw.mul(a[1], 2))
+      return gx, nil
+    end
+    return needs[1] and raw.mul(g, a[2]) or nil, needs[2] and raw.mul(g, a[1]) or nil
   end)
-  rule("div", "in", function(g, a)
+  rule("div", "in", function(g, a, _, needs)
     local ga = raw.div(g, a[2])
-    local gb = is_tensor(a[2]) and raw.neg(raw.div(raw.mul(ga, a[1]), a[2])) or nil
-    return ga, gb
+    local gb = needs[2] and raw.neg(raw.div(raw.mul(ga, a[1]), a[2])) or nil
+    return needs[1] and ga or nil, gb
   end)
   rule("pow", "in,out", function(g, a, out)
     local x, p = a[1], a[2]
     local ga
     if requires(x) then
       -- a scalar exponent stays a Lua number, so f64 inputs keep f64 precision
-      local pm1 = type(p) == "number" and p - 1 or raw.sub(p, 1)
-      ga = raw.mul(g, raw.mul(p, raw.pow(x, pm1)))
+      if p == 2 then
+        ga = raw.mul(g, raw.mul(x, 2))
+      else
+        local pm1 = type(p) == "number" and p - 1 or raw.sub(p, 1)
+        ga = raw.mul(g, raw.mul(p, raw.pow(x, pm1)))
+      end
     end
     local gp
     if requires(p) then
@@ -197,6 +205,7 @@ function M.install(T)
   end
   rule("max", "in,out", minmax_rule)
   rule("min", "in,out", minmax_rule)
+  rules.max.nret, rules.min.nret = 2, 2 -- values and, along a dim, indices
 
   -- linear algebra
   rule("matmul", "in", function(g, a)
@@ -298,6 +307,7 @@ function M.install(T)
   end
 
   local function differentiable(name, fn, r)
+    local two = r.nret == 2
     return function(...)
       local out, out2 = fn(...)
       if grad_enabled then
@@ -316,7 +326,8 @@ function M.install(T)
           end
         end
       end
-      return out, out2
+      if two then return out, out2 end
+      return out
     end
   end
 
@@ -598,7 +609,9 @@ function M.install(T)
                 version(sv[1])), 0)
             end
           end
-          local gs = table.pack(node.rule(g, node.args, node.out))
+          local needs = {}
+          for k = 1, node.args.n do needs[k] = arg_requires(node.args[k]) end
+          local gs = table.pack(node.rule(g, node.args, node.out, needs))
           local args = node.args
           for k = 1, args.n do
             local x, gk = args[k], gs[k]
