@@ -222,7 +222,17 @@ function M.install(T)
       if xv then gx = raw.reshape(gx, shape_of(x)) end
     end
     if requires(y) then
-      gy = sum_to(raw.matmul(raw.transpose(x2, -1, -2), g2), shape_of(y2))
+      -- for a transposed operand (as W:t() in a linear layer) compute the product in that
+      -- layout, so the gradient reaching W is contiguous and needs no copy
+      local ys = core.stride(y2)
+      local transposed = #ys >= 2 and ys[#ys - 1] == 1 and core.size(y2, -1) > 1
+      local prod
+      if transposed then
+        prod = raw.transpose(raw.matmul(raw.transpose(g2, -1, -2), x2), -1, -2)
+      else
+        prod = raw.matmul(raw.transpose(x2, -1, -2), g2)
+      end
+      gy = sum_to(prod, shape_of(y2))
       if yv then gy = raw.reshape(gy, shape_of(y)) end
     end
     return gx, gy
