@@ -37,6 +37,7 @@ static vlua_storage *new_storage(lua_State *L, size_t nbytes) {
   uintptr_t p = (uintptr_t)(s + 1);
   p = (p + VLUA_STORAGE_ALIGN - 1) & ~(uintptr_t)(VLUA_STORAGE_ALIGN - 1);
   s->data = (char *)p;
+  if (nbytes >= ((size_t)8 << 20)) vl_advise_huge_pages(s->data, nbytes); /* before first touch */
   luaL_setmetatable(L, VLUA_STORAGE_MT);
   return s;
 }
