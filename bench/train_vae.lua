@@ -157,8 +157,9 @@ end
 local trace = memory_trace(tonumber(args["mem-epochs"]))
 
 local host = io.popen("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"):read("l") or "?"
+local nproc = io.popen("nproc"):read("l") or "?"
 print(string.format("VAE %d -> %d -> %d, %d cells, batch %d, Adam; %s; %s", n_genes, hidden, latent,
-  n_cells, batch, os.date("%Y-%m-%d"), host:gsub("^%s+", "") .. ", " .. velua.get_num_threads() .. " threads max"))
+  n_cells, batch, os.date("%Y-%m-%d"), host:gsub("^%s+", "") .. ", " .. nproc .. " cores"))
 if flags.markdown then
   print("| threads | velua s/epoch | PyTorch 1.13 s/epoch | velua / PyTorch |")
   print("|---:|---:|---:|---:|")
