@@ -87,5 +87,6 @@ void vlua_register_sparse(lua_State *L);
 void vlua_register_bench(lua_State *L);
 void vlua_register_h5(lua_State *L);
 void vlua_register_optim(lua_State *L);
+void vlua_register_special(lua_State *L);
 
 #endif
