@@ -5,9 +5,29 @@
 
 #include "ops_elementwise.h"
 
+typedef struct {
+  const vl_tensor *x, *out;
+  const int64_t *idx;
+  size_t row_bytes;
+} rows_job;
+
+static void copy_rows(int64_t lo, int64_t hi, int chunk, void *vp) {
+  const rows_job *j = vp;
+  (void)chunk;
+  for (int64_t i = lo; i < hi; i++)
+    memcpy(j->out->data + (size_t)i * j->row_bytes, j->x->data + (size_t)j->idx[i] * j->row_bytes,
+           j->row_bytes);
+}
+
 vl_status vl_index_select(vl_ctx *ctx, const vl_tensor *x, int dim, const int64_t *idx, int64_t n,
                           const vl_tensor *out, vl_error *err) {
   if (x->dtype != out->dtype) return vl_fail(err, VL_ERR_DTYPE, "index: output dtype differs");
+  if (dim == 0 && x->ndim >= 1 && vl_is_contiguous(x) && vl_is_contiguous(out)) {
+    /* whole contiguous rows (e.g. a mini-batch of cells): plain copies, in parallel */
+    rows_job j = {x, out, idx, vl_dtype_size(x->dtype) * (size_t)(vl_numel(x) / (x->shape[0] ? x->shape[0] : 1))};
+    if (j.row_bytes > 0) vl_parallel_for(ctx, n, 1 + (int64_t)(262144 / (j.row_bytes + 1)), copy_rows, &j);
+    return VL_OK;
+  }
   vl_tensor xs, os;
   for (int64_t i = 0; i < n; i++) {
     vl_status st = vl_view_select(x, dim, idx[i], &xs, err);

@@ -8,7 +8,9 @@
 #include "tensor.h"
 
 #define VL_LOOP_MAX_OPS 4
-#define VL_LOOP_GRAIN 32768 /* elements per thread below which a loop runs serially */
+#define VL_LOOP_GRAIN 524288 /* elements per thread below which a loop runs serially: smaller
+                                * loops lose more to waking a worker (and to OpenBLAS's spinning
+                                * idle threads on 2 cores) than they gain */
 
 /* Called on a run of n elements: ptrs[k] is operand k's first element, strides[k] its step in
  * bytes (0 for a broadcast operand). */

@@ -63,6 +63,14 @@ function M.install(T)
 
   local function mask_f(mask, like) return raw.to(mask, core.dtype(like)) end
 
+  -- c * g * x with the constant applied to whichever of g and x has fewer elements (g is often
+  -- a broadcast row or column of the reduction above it): one full-size pass instead of two
+  local function scaled_product(c, g, x)
+    if not is_tensor(x) then return raw.mul(g, c * x) end
+    if core.numel(g) <= core.numel(x) then return raw.mul(raw.mul(g, c), x) end
+    return raw.mul(g, raw.mul(x, c))
+  end
+
   -- ---------- gradient rules ----------
   -- rule(g, a, out) gets the output gradient g, the call's arguments a (a table, a.n = count)
   -- and the output; it returns the gradients of the arguments by position (nil: none).
@@ -74,8 +82,7 @@ function M.install(T)
   rule("sub", "", function(g, _, _, needs) return g, needs[2] and raw.neg(g) or nil end)
   rule("mul", "in", function(g, a, _, needs)
     if rawequal(a[1], a[2]) then -- x * x
-      local gx = raw.mul(g, raw.mul(a[1], 2))
-      return gx, nil
+      return scaled_product(2, g, a[1]), nil
     end
     return needs[1] and raw.mul(g, a[2]) or nil, needs[2] and raw.mul(g, a[1]) or nil
   end)
@@ -90,7 +97,7 @@ function M.install(T)
     if requires(x) then
       -- a scalar exponent stays a Lua number, so f64 inputs keep f64 precision
       if p == 2 then
-        ga = raw.mul(g, raw.mul(x, 2))
+        ga = scaled_product(2, g, x)
       else
         local pm1 = type(p) == "number" and p - 1 or raw.sub(p, 1)
         ga = raw.mul(g, raw.mul(p, raw.pow(x, pm1)))
@@ -155,7 +162,7 @@ function M.install(T)
     rule(name, "", function(g) return raw.mul(g, 0) end)
   end
   rule("reciprocal", "out", function(g, _, out) return raw.neg(raw.mul(g, raw.mul(out, out))) end)
-  rule("square", "in", function(g, a) return raw.mul(g, raw.mul(a[1], 2)) end)
+  rule("square", "in", function(g, a) return scaled_product(2, g, a[1]) end)
   rule("clamp", "in", function(g, a)
     local x, lo, hi = a[1], a[2], a[3]
     local keep = nil
