@@ -111,11 +111,7 @@ static void push_info(lua_State *L, const vl_h5_info *info) {
   lua_setfield(L, -2, "class");
   lua_pushinteger(L, (lua_Integer)info->size);
   lua_setfield(L, -2, "size");
-  lua_createtable(L, info->ndim, 0);
-  for (int d = 0; d < info->ndim; d++) {
-    lua_pushinteger(L, info->shape[d]);
-    lua_rawseti(L, -2, d + 1);
-  }
+  vlua_push_int_array(L, info->ndim, info->shape);
   lua_setfield(L, -2, "shape");
   lua_pushboolean(L, info->variable_string);
   lua_setfield(L, -2, "variable_string");

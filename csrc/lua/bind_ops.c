@@ -257,11 +257,7 @@ static int l_broadcast_shapes(lua_State *L) {
   vl_error err;
   vlua_check_status(L, "broadcast_shapes", vl_broadcast_shape(a->t.ndim, a->t.shape, b->t.ndim,
                                                               b->t.shape, &ndim, shape, &err), &err);
-  lua_createtable(L, ndim, 0);
-  for (int d = 0; d < ndim; d++) {
-    lua_pushinteger(L, shape[d]);
-    lua_rawseti(L, -2, d + 1);
-  }
+  vlua_push_int_array(L, ndim, shape);
   return 1;
 }
 

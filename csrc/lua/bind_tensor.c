@@ -197,21 +197,13 @@ static int l_eye(lua_State *L) {
 
 static int l_shape(lua_State *L) {
   vlua_tensor *t = vlua_check(L, 1);
-  lua_createtable(L, t->t.ndim, 0);
-  for (int d = 0; d < t->t.ndim; d++) {
-    lua_pushinteger(L, t->t.shape[d]);
-    lua_rawseti(L, -2, d + 1);
-  }
+  vlua_push_int_array(L, t->t.ndim, t->t.shape);
   return 1;
 }
 
 static int l_stride(lua_State *L) {
   vlua_tensor *t = vlua_check(L, 1);
-  lua_createtable(L, t->t.ndim, 0);
-  for (int d = 0; d < t->t.ndim; d++) {
-    lua_pushinteger(L, t->t.stride[d]);
-    lua_rawseti(L, -2, d + 1);
-  }
+  vlua_push_int_array(L, t->t.ndim, t->t.stride);
   return 1;
 }
 

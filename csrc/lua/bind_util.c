@@ -195,6 +195,14 @@ int64_t vlua_checkint_range(lua_State *L, int arg, const char *what, int64_t lo,
   return (int64_t)v;
 }
 
+void vlua_push_int_array(lua_State *L, int n, const int64_t *v) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushinteger(L, v[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
 void vlua_push_elem(lua_State *L, const vl_tensor *t, const int64_t *index) {
   switch (t->dtype) {
     case VL_F32: case VL_F64: lua_pushnumber(L, vl_get_f64(t, index)); break;

@@ -67,6 +67,9 @@ vl_dtype vlua_checkdtype(lua_State *L, int arg);
 /* An integer argument within [lo, hi] with a message naming it. */
 int64_t vlua_checkint_range(lua_State *L, int arg, const char *what, int64_t lo, int64_t hi);
 
+/* Pushes a Lua array of n integers (a shape, strides, ...). */
+void vlua_push_int_array(lua_State *L, int n, const int64_t *v);
+
 /* Pushes the value of element `index` of t as a Lua number, integer or boolean. */
 void vlua_push_elem(lua_State *L, const vl_tensor *t, const int64_t *index);
 
