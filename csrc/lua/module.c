@@ -38,6 +38,12 @@ static int l_get_num_threads(lua_State *L) {
   return 1;
 }
 
+/* isatty(fd = 1): is this file descriptor a terminal? (progress bars stay silent otherwise) */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)) == 1);
+  return 1;
+}
+
 static int l_now(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -74,6 +80,7 @@ int luaopen_velua_core(lua_State *L) {
     {"set_num_threads", l_set_num_threads},
     {"get_num_threads", l_get_num_threads},
     {"now", l_now},
+    {"isatty", l_isatty},
     {NULL, NULL}};
   vlua_setfuncs(L, base);
   vlua_register_tensor(L);
