@@ -16,6 +16,7 @@ local submodules = {
   schedule = "velua.schedule",
   distributions = "velua.distributions",
   progress = "velua.progress",
+  datasets = "velua.datasets",
 }
 
 -- velua.save(path, value) / velua.load(path): see velua/serialize.lua
