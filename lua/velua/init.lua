@@ -17,6 +17,7 @@ local submodules = {
   distributions = "velua.distributions",
   progress = "velua.progress",
   datasets = "velua.datasets",
+  pl = "velua.pl",
 }
 
 -- velua.save(path, value) / velua.load(path): see velua/serialize.lua
