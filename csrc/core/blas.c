@@ -71,7 +71,8 @@ static vl_status gemm2d(vl_ctx *ctx, const vl_tensor *a, const vl_tensor *b, con
       vl_tensor t = *a;
       t.data = s;
       vl_set_contiguous_strides(&t);
-      vl_copy(ctx, &t, a, err);
+      vl_status st = vl_copy(ctx, &t, a, err);
+      if (st) return st;
       pa = s;
       la = blas_layout(m, k, k, 1);
       s += (size_t)(m * k) * esz;
@@ -80,7 +81,8 @@ static vl_status gemm2d(vl_ctx *ctx, const vl_tensor *a, const vl_tensor *b, con
       vl_tensor t = *b;
       t.data = s;
       vl_set_contiguous_strides(&t);
-      vl_copy(ctx, &t, b, err);
+      vl_status st = vl_copy(ctx, &t, b, err);
+      if (st) return st;
       pb = s;
       lb = blas_layout(k, n, n, 1);
     }
