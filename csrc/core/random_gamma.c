@@ -1,6 +1,7 @@
 /* Gamma and Poisson sampling (see random_gamma.h). */
 #include "random_gamma.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -40,12 +41,14 @@ static double sub_normal(sub_stream *s) {
   return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
-static double gamma_draw(sub_stream *s, double alpha) {
+/* Marsaglia and Tsang (2000) for shape >= 1; a shape below 1 is boosted,
+ * Gamma(a) = Gamma(a + 1) U^(1/a), and the boost returned as its log (*log_boost) so that
+ * callers working in log space (Beta) do not underflow for tiny shapes. */
+static double gamma_mt(sub_stream *s, double alpha, double *log_boost) {
+  *log_boost = 0.0;
   if (!(alpha > 0) || isinf(alpha)) return NAN;
-  double boost = 1.0;
   if (alpha < 1.0) {
-    /* Gamma(a) = Gamma(a + 1) U^(1/a) */
-    boost = pow(sub_u01(s), 1.0 / alpha);
+    *log_boost = log(sub_u01(s)) / alpha;
     alpha += 1.0;
   }
   double d = alpha - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
@@ -57,9 +60,29 @@ static double gamma_draw(sub_stream *s, double alpha) {
     } while (v <= 0);
     v = v * v * v;
     double u = sub_u01(s);
-    if (u < 1.0 - 0.0331 * x * x * x * x) return d * v * boost;
-    if (log(u) < 0.5 * x * x + d * (1.0 - v + log(v))) return d * v * boost;
+    if (u < 1.0 - 0.0331 * x * x * x * x) return d * v;
+    if (log(u) < 0.5 * x * x + d * (1.0 - v + log(v))) return d * v;
   }
+}
+
+static double gamma_draw(sub_stream *s, double alpha) {
+  double lb, g = gamma_mt(s, alpha, &lb);
+  return lb == 0.0 ? g : g * exp(lb);
+}
+
+/* Beta(a, b) = X / (X + Y), X ~ Gamma(a), Y ~ Gamma(b), formed from log X - log Y so that
+ * tiny shapes give tiny (not 0/0) values; then kept strictly inside (0, 1) in the output dtype
+ * (the smallest normal number and the largest number below 1), where log densities and
+ * reparameterisation gradients are finite. */
+static double beta_draw(sub_stream *s, double a, double b, vl_dtype dt) {
+  double la, lb;
+  double x = gamma_mt(s, a, &la), y = gamma_mt(s, b, &lb);
+  double r = (log(y) + lb) - (log(x) + la); /* log(Y / X) */
+  if (isnan(r)) return NAN;
+  double z = 1.0 / (1.0 + exp(r));
+  double zmin = dt == VL_F32 ? FLT_MIN : DBL_MIN;
+  double zmax = dt == VL_F32 ? 1.0 - 0x1p-24 : 1.0 - 0x1p-53;
+  return z < zmin ? zmin : z > zmax ? zmax : z;
 }
 
 static double poisson_draw(sub_stream *s, double lam) {
@@ -89,11 +112,17 @@ static double poisson_draw(sub_stream *s, double lam) {
   }
 }
 
+typedef enum { KIND_GAMMA, KIND_POISSON, KIND_BETA } sample_kind;
+
 typedef struct {
   const vl_philox *g;
-  const vl_tensor *out, *param;
-  int poisson;
+  const vl_tensor *out, *param, *param2;
+  sample_kind kind;
 } sample_job;
+
+static inline double param_at(const vl_tensor *t, int64_t i) {
+  return t->dtype == VL_F32 ? ((const float *)t->data)[i] : ((const double *)t->data)[i];
+}
 
 static void sample_range(int64_t lo, int64_t hi, int chunk, void *vp) {
   const sample_job *j = vp;
@@ -101,9 +130,12 @@ static void sample_range(int64_t lo, int64_t hi, int chunk, void *vp) {
   for (int64_t i = lo; i < hi; i++) {
     sub_stream s;
     sub_init(&s, j->g, j->g->counter + (uint64_t)i);
-    double p = j->param->dtype == VL_F32 ? ((const float *)j->param->data)[i]
-                                         : ((const double *)j->param->data)[i];
-    double v = j->poisson ? poisson_draw(&s, p) : gamma_draw(&s, p);
+    double p = param_at(j->param, i), v;
+    switch (j->kind) {
+      case KIND_POISSON: v = poisson_draw(&s, p); break;
+      case KIND_BETA: v = beta_draw(&s, p, param_at(j->param2, i), j->out->dtype); break;
+      default: v = gamma_draw(&s, p); break;
+    }
     switch (j->out->dtype) {
       case VL_F32: ((float *)j->out->data)[i] = (float)v; break;
       case VL_F64: ((double *)j->out->data)[i] = v; break;
@@ -113,15 +145,26 @@ static void sample_range(int64_t lo, int64_t hi, int chunk, void *vp) {
   }
 }
 
-static vl_status run(vl_ctx *ctx, vl_philox *g, const vl_tensor *out, const vl_tensor *param,
-                     int poisson, const char *name, vl_error *err) {
-  if (out->dtype == VL_BOOL || (!poisson && out->dtype == VL_I64))
-    return vl_fail(err, VL_ERR_DTYPE, "%s: output must be %s", name, poisson ? "numeric" : "f32 or f64");
-  if (!vl_is_contiguous(out) || !vl_is_contiguous(param) || !vl_dtype_is_float(param->dtype) ||
+static vl_status check_param(const vl_tensor *out, const vl_tensor *param, const char *name,
+                             vl_error *err) {
+  if (!vl_is_contiguous(param) || !vl_dtype_is_float(param->dtype) ||
       vl_numel(out) != vl_numel(param))
-    return vl_fail(err, VL_ERR_VALUE, "%s: output and parameter must be contiguous, of one size, "
-                   "the parameter f32 or f64", name);
-  sample_job j = {g, out, param, poisson};
+    return vl_fail(err, VL_ERR_VALUE, "%s: output and parameters must be contiguous, of one "
+                   "size, the parameters f32 or f64", name);
+  return VL_OK;
+}
+
+static vl_status run(vl_ctx *ctx, vl_philox *g, const vl_tensor *out, const vl_tensor *param,
+                     const vl_tensor *param2, sample_kind kind, const char *name, vl_error *err) {
+  if (out->dtype == VL_BOOL || (kind != KIND_POISSON && out->dtype == VL_I64))
+    return vl_fail(err, VL_ERR_DTYPE, "%s: output must be %s", name,
+                   kind == KIND_POISSON ? "numeric" : "f32 or f64");
+  if (!vl_is_contiguous(out))
+    return vl_fail(err, VL_ERR_VALUE, "%s: output must be contiguous", name);
+  vl_status st = check_param(out, param, name, err);
+  if (!st && param2) st = check_param(out, param2, name, err);
+  if (st) return st;
+  sample_job j = {g, out, param, param2, kind};
   vl_parallel_for(ctx, vl_numel(out), 2048, sample_range, &j);
   g->counter += (uint64_t)vl_numel(out);
   return VL_OK;
@@ -129,10 +172,15 @@ static vl_status run(vl_ctx *ctx, vl_philox *g, const vl_tensor *out, const vl_t
 
 vl_status vl_random_gamma(vl_ctx *ctx, vl_philox *g, const vl_tensor *out, const vl_tensor *alpha,
                           vl_error *err) {
-  return run(ctx, g, out, alpha, 0, "gamma", err);
+  return run(ctx, g, out, alpha, NULL, KIND_GAMMA, "gamma", err);
 }
 
 vl_status vl_random_poisson(vl_ctx *ctx, vl_philox *g, const vl_tensor *out,
                             const vl_tensor *lambda, vl_error *err) {
-  return run(ctx, g, out, lambda, 1, "poisson", err);
+  return run(ctx, g, out, lambda, NULL, KIND_POISSON, "poisson", err);
+}
+
+vl_status vl_random_beta(vl_ctx *ctx, vl_philox *g, const vl_tensor *out, const vl_tensor *a,
+                         const vl_tensor *b, vl_error *err) {
+  return run(ctx, g, out, a, b, KIND_BETA, "beta", err);
 }

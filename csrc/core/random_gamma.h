@@ -9,10 +9,15 @@
 #include "random.h"
 
 /* out[i] ~ Gamma(shape = alpha[i], scale = 1) (Marsaglia-Tsang; alpha < 1 by boosting).
- * alpha has out's shape (broadcast beforehand) and its float dtype. */
+ * alpha contiguous, of out's size, f32 or f64; out f32 or f64. */
 vl_status vl_random_gamma(vl_ctx *ctx, vl_philox *g, const vl_tensor *out, const vl_tensor *alpha,
                           vl_error *err);
-/* out[i] ~ Poisson(lambda[i]) (multiplication method below 12, PTRS above). */
+/* out[i] ~ Beta(a[i], b[i]) from two Gamma variates of element i's sub-stream, formed in log
+ * space and kept strictly inside (0, 1) in out's dtype. a, b contiguous, of out's size. */
+vl_status vl_random_beta(vl_ctx *ctx, vl_philox *g, const vl_tensor *out, const vl_tensor *a,
+                         const vl_tensor *b, vl_error *err);
+/* out[i] ~ Poisson(lambda[i]) (multiplication method below 12, PTRS above); lambda as alpha
+ * above, out of any numeric dtype. */
 vl_status vl_random_poisson(vl_ctx *ctx, vl_philox *g, const vl_tensor *out,
                             const vl_tensor *lambda, vl_error *err);
 
