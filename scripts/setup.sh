@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PACKAGES="build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev libhdf5-dev
-lua-busted luarocks librsvg2-bin"
+lua-busted luarocks librsvg2-bin python3-ipykernel jupyter-nbconvert python3-nbconvert
+jupyter-client python3-nbformat"
 
 CALLER_PWD=$PWD
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
