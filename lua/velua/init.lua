@@ -20,6 +20,9 @@ local submodules = {
   pl = "velua.pl",
 }
 
+-- velua.help(fn | "name" | table): documentation at the REPL (see velua/help.lua)
+function velua.help(x) return require("velua.help").help(x) end
+
 -- velua.save(path, value) / velua.load(path): see velua/serialize.lua
 function velua.save(path, value) return require("velua.serialize").save(path, value) end
 function velua.load(path) return require("velua.serialize").load(path) end
