@@ -62,11 +62,16 @@ void vl_philox_seed(vl_philox *g, uint64_t seed) {
   g->counter = 0;
 }
 
+/* The largest accepted 64-bit candidate for integers in [0, range): the last value below the
+ * largest multiple of range in 2^64 (2^64 mod range values are rejected). */
+static uint64_t accept_limit(uint64_t range) {
+  return UINT64_MAX - (UINT64_MAX % range + 1) % range;
+}
+
 /* An unbiased integer in [0, range) for element stream b whose first block is w: each 64-bit
- * candidate x is accepted if x <= limit, the last value below the largest multiple of range. */
+ * candidate x is accepted if x <= limit = accept_limit(range), then reduced mod range. */
 static uint64_t draw_below(const uint32_t key[2], uint64_t b, const uint32_t first[4],
-                           uint64_t range) {
-  uint64_t limit = UINT64_MAX - (UINT64_MAX % range + 1) % range;
+                           uint64_t range, uint64_t limit) {
   uint32_t w[4] = {first[0], first[1], first[2], first[3]};
   for (uint32_t attempt = 1;; attempt++) {
     uint64_t x = ((uint64_t)w[1] << 32) | w[0];
@@ -94,58 +99,57 @@ typedef struct {
   double a, b;    /* lo/hi, mean/std, p */
   int64_t ilo;
   uint64_t range; /* integers: hi - lo */
+  uint64_t limit; /* integers: accept_limit(range) */
 } fill_job;
 
-/* Values of elements i0 .. i0+n-1 (n <= FILL_CHUNK), a pure function of the element index. */
+/* Values of elements i0 .. i0+n-1 (n <= FILL_CHUNK), a pure function of the element index.
+ * Each loop walks the blocks covering the range; `per` elements share one block. */
 static void generate(const fill_job *j, int64_t i0, int64_t n, value *v) {
-  uint32_t w[4];
-  uint64_t have = UINT64_MAX; /* block index currently in w */
   bool f32 = j->out->dtype == VL_F32;
   bool as_int = j->out->dtype == VL_I64 || j->out->dtype == VL_BOOL;
-  uint64_t per = j->kind == K_INT ? 1 : (j->kind == K_UNIFORM && f32 ? 4 : 2); /* per block */
-  double z[2] = {0, 0};
-  for (int64_t k = 0; k < n; k++) {
-    uint64_t i = (uint64_t)(i0 + k);
+  uint64_t per = j->kind == K_INT ? 1 : (j->kind == K_UNIFORM && f32 ? 4 : 2);
+  double lo = j->a, span = j->b - j->a;
+  uint32_t w[4];
+  for (uint64_t i = (uint64_t)i0, end = (uint64_t)(i0 + n); i < end;) {
     uint64_t b = j->base + i / per;
-    bool fresh = b != have;
-    if (fresh) {
-      block_at(j->key, b, 0, 0, w);
-      have = b;
-    }
-    int lane = (int)(i % per);
+    block_at(j->key, b, 0, 0, w);
+    uint64_t lane = i % per, stop = i + (per - lane) < end ? i + (per - lane) : end;
+    value *out = v + (i - (uint64_t)i0);
+    int64_t m = (int64_t)(stop - i);
     switch (j->kind) {
       case K_UNIFORM:
-        if (f32) {
-          float r = (float)(j->a + (j->b - j->a) * ((double)(w[lane] >> 8) * 0x1p-24));
-          if ((double)r >= j->b) r = nextafterf(r, -INFINITY); /* rounding reached hi */
-          v[k].f = r;
-        } else {
-          double r = j->a + (j->b - j->a) * vl_u01_f64(w[2 * lane], w[2 * lane + 1]);
-          v[k].f = r >= j->b ? nextafter(r, -INFINITY) : r;
+        for (int64_t k = 0; k < m; k++, lane++) {
+          if (f32) {
+            float r = (float)(lo + span * ((double)(w[lane] >> 8) * 0x1p-24));
+            out[k].f = (double)r >= j->b ? nextafterf(r, -INFINITY) : r; /* rounding hit hi */
+          } else {
+            double r = lo + span * vl_u01_f64(w[2 * lane], w[2 * lane + 1]);
+            out[k].f = r >= j->b ? nextafter(r, -INFINITY) : r;
+          }
         }
         break;
-      case K_NORMAL:
-        if (fresh) {
-          double u1 = vl_u01_f64(w[0], w[1]), u2 = vl_u01_f64(w[2], w[3]);
-          double r = sqrt(-2.0 * log(1.0 - u1)), th = 2.0 * M_PI * u2;
-          z[0] = r * cos(th);
-          z[1] = r * sin(th);
-        }
-        v[k].f = j->a + j->b * z[lane];
+      case K_NORMAL: {
+        double u1 = vl_u01_f64(w[0], w[1]), u2 = vl_u01_f64(w[2], w[3]);
+        double r = sqrt(-2.0 * log(1.0 - u1)), th = 2.0 * M_PI * u2;
+        double z[2] = {r * cos(th), r * sin(th)};
+        for (int64_t k = 0; k < m; k++, lane++) out[k].f = j->a + j->b * z[lane];
         break;
+      }
       case K_INT: {
-        int64_t x = (int64_t)((uint64_t)j->ilo + draw_below(j->key, b, w, j->range));
-        if (as_int) v[k].i = x;
-        else v[k].f = (double)x;
+        int64_t x = (int64_t)((uint64_t)j->ilo + draw_below(j->key, b, w, j->range, j->limit));
+        if (as_int) out[0].i = x;
+        else out[0].f = (double)x;
         break;
       }
-      case K_BERNOULLI: {
-        bool hit = vl_u01_f64(w[2 * lane], w[2 * lane + 1]) < j->a;
-        if (as_int) v[k].i = hit;
-        else v[k].f = hit;
+      case K_BERNOULLI:
+        for (int64_t k = 0; k < m; k++, lane++) {
+          bool hit = vl_u01_f64(w[2 * lane], w[2 * lane + 1]) < j->a;
+          if (as_int) out[k].i = hit;
+          else out[k].f = hit;
+        }
         break;
-      }
     }
+    i = stop;
   }
 }
 
@@ -267,7 +271,8 @@ vl_status vl_random_integers(vl_ctx *ctx, vl_philox *g, const vl_tensor *out, in
                      "%s (limit +-%lld); use dtype i64", (long long)lo, (long long)hi_exclusive,
                      vl_dtype_name(out->dtype), (long long)exact);
   }
-  fill_job j = {.kind = K_INT, .ilo = lo, .range = (uint64_t)hi_exclusive - (uint64_t)lo};
+  uint64_t range = (uint64_t)hi_exclusive - (uint64_t)lo;
+  fill_job j = {.kind = K_INT, .ilo = lo, .range = range, .limit = accept_limit(range)};
   return run_fill(ctx, g, out, &j, (uint64_t)vl_numel(out), "randint", err);
 }
 
@@ -287,7 +292,8 @@ void vl_randperm(vl_philox *g, int64_t *out, int64_t n) {
   for (int64_t i = n - 1; i > 0; i--) {
     uint64_t b = g->counter + (uint64_t)(n - 1 - i);
     block_at(key, b, 0, 0, w);
-    int64_t k = (int64_t)draw_below(key, b, w, (uint64_t)i + 1);
+    uint64_t range = (uint64_t)i + 1;
+    int64_t k = (int64_t)draw_below(key, b, w, range, accept_limit(range));
     int64_t t = out[i];
     out[i] = out[k];
     out[k] = t;
