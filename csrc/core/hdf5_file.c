@@ -1,11 +1,19 @@
 /* HDF5 access (see hdf5_file.h). Every hid_t opened here is closed on every path out. */
 #include "hdf5_file.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 struct vl_h5file {
   hid_t id;
@@ -435,28 +443,52 @@ static hid_t make_space(int ndim, const int64_t *shape) {
   return H5Screate_simple(ndim, dims, NULL);
 }
 
-vl_status vl_h5_write(vl_h5file *f, const char *path, const vl_tensor *t, int gzip,
-                      vl_error *err) {
-  if (!vl_is_contiguous(t)) return vl_fail(err, VL_ERR_VALUE, "%s: tensor must be contiguous", path);
-  int64_t n = vl_numel(t);
-  hid_t space = make_space(t->ndim, t->shape);
-  hid_t ft = file_type(t->dtype);
-  hid_t lcpl = lcpl_intermediate();
+static hid_t store_type(vl_h5_store st, vl_dtype dt) {
+  switch (st) {
+    case VL_H5_STORE_I8: return H5Tcopy(H5T_STD_I8LE);
+    case VL_H5_STORE_I16: return H5Tcopy(H5T_STD_I16LE);
+    case VL_H5_STORE_I32: return H5Tcopy(H5T_STD_I32LE);
+    case VL_H5_STORE_U8: return H5Tcopy(H5T_STD_U8LE);
+    case VL_H5_STORE_U16: return H5Tcopy(H5T_STD_U16LE);
+    case VL_H5_STORE_U32: return H5Tcopy(H5T_STD_U32LE);
+    case VL_H5_STORE_F32: return H5Tcopy(H5T_IEEE_F32LE);
+    case VL_H5_STORE_F64: return H5Tcopy(H5T_IEEE_F64LE);
+    default: return file_type(dt);
+  }
+}
+
+/* A dataset creation list: chunks of whole trailing dims, about 1 MB each, when compressed. */
+static hid_t make_dcpl(int ndim, const int64_t *shape, size_t elem_size, int64_t n,
+                       const vl_h5_write_opts *o) {
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-  if (gzip > 0 && t->ndim > 0 && n > 0) {
+  if ((o->gzip > 0 || o->filter_id > 0) && ndim > 0 && n > 0) {
     hsize_t chunk[32];
-    size_t row_bytes = vl_dtype_size(t->dtype);
-    for (int d = 1; d < t->ndim; d++) {
-      chunk[d] = (hsize_t)t->shape[d];
-      row_bytes *= (size_t)t->shape[d];
+    size_t row_bytes = elem_size;
+    for (int d = 1; d < ndim; d++) {
+      chunk[d] = (hsize_t)shape[d];
+      row_bytes *= (size_t)shape[d];
     }
     int64_t rows = (int64_t)((1 << 20) / (row_bytes ? row_bytes : 1));
     if (rows < 1) rows = 1;
-    if (rows > t->shape[0]) rows = t->shape[0];
+    if (rows > shape[0]) rows = shape[0];
     chunk[0] = (hsize_t)rows;
-    H5Pset_chunk(dcpl, t->ndim, chunk);
-    H5Pset_deflate(dcpl, (unsigned)(gzip > 9 ? 9 : gzip));
+    H5Pset_chunk(dcpl, ndim, chunk);
+    if (o->gzip > 0) H5Pset_deflate(dcpl, (unsigned)(o->gzip > 9 ? 9 : o->gzip));
+    if (o->filter_id > 0) H5Pset_filter(dcpl, (H5Z_filter_t)o->filter_id, H5Z_FLAG_OPTIONAL, 0, NULL);
   }
+  return dcpl;
+}
+
+vl_status vl_h5_write_ex(vl_h5file *f, const char *path, const vl_tensor *t,
+                         const vl_h5_write_opts *o, vl_error *err) {
+  if (!vl_is_contiguous(t)) return vl_fail(err, VL_ERR_VALUE, "%s: tensor must be contiguous", path);
+  if (t->dtype == VL_BOOL && o->store != VL_H5_STORE_NATIVE)
+    return vl_fail(err, VL_ERR_DTYPE, "%s: a bool tensor is stored only as bool", path);
+  int64_t n = vl_numel(t);
+  hid_t space = make_space(t->ndim, t->shape);
+  hid_t ft = store_type(o->store, t->dtype);
+  hid_t lcpl = lcpl_intermediate();
+  hid_t dcpl = make_dcpl(t->ndim, t->shape, H5Tget_size(ft), n, o);
   vl_status st = VL_OK;
   hid_t d = H5Dcreate2(f->id, path, ft, space, lcpl, dcpl, H5P_DEFAULT);
   if (d < 0) st = h5fail(err, VL_ERR_IO, "cannot create dataset '%s'", path);
@@ -473,24 +505,66 @@ vl_status vl_h5_write(vl_h5file *f, const char *path, const vl_tensor *t, int gz
   return st;
 }
 
-vl_status vl_h5_write_strings(vl_h5file *f, const char *path, const char *const *s, int64_t n,
-                              bool scalar, vl_error *err) {
+vl_status vl_h5_write(vl_h5file *f, const char *path, const vl_tensor *t, int gzip,
+                      vl_error *err) {
+  vl_h5_write_opts o = {gzip, VL_H5_STORE_NATIVE, 0, 0};
+  return vl_h5_write_ex(f, path, t, &o, err);
+}
+
+vl_status vl_h5_write_strings_ex(vl_h5file *f, const char *path, const char *const *s,
+                                 int64_t n, bool scalar, const vl_h5_write_opts *o,
+                                 vl_error *err) {
   int64_t shape[1] = {n};
+  hid_t ft;
+  char *fixed = NULL;
+  const void *buf = s;
+  if (o->fixed_len > 0) {
+    ft = H5Tcopy(H5T_C_S1);
+    H5Tset_size(ft, o->fixed_len);
+    H5Tset_strpad(ft, H5T_STR_NULLPAD);
+    int64_t count = scalar ? 1 : n;
+    fixed = calloc((size_t)(count > 0 ? count : 1), o->fixed_len);
+    if (!fixed) {
+      H5Tclose(ft);
+      return vl_fail(err, VL_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (int64_t i = 0; i < count; i++) {
+      size_t len = strlen(s[i]);
+      if (len > o->fixed_len) {
+        free(fixed);
+        H5Tclose(ft);
+        return vl_fail(err, VL_ERR_VALUE, "%s: string %lld is %zu bytes, longer than the fixed "
+                       "length %zu", path, (long long)i + 1, len, o->fixed_len);
+      }
+      memcpy(fixed + (size_t)i * o->fixed_len, s[i], len);
+    }
+    buf = fixed;
+  } else {
+    ft = vlen_str_type();
+  }
   hid_t space = make_space(scalar ? 0 : 1, shape);
-  hid_t ft = vlen_str_type();
   hid_t lcpl = lcpl_intermediate();
+  hid_t dcpl = make_dcpl(scalar ? 0 : 1, shape, H5Tget_size(ft), scalar ? 1 : n, o);
   vl_status st = VL_OK;
-  hid_t d = H5Dcreate2(f->id, path, ft, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t d = H5Dcreate2(f->id, path, ft, space, lcpl, dcpl, H5P_DEFAULT);
   if (d < 0) st = h5fail(err, VL_ERR_IO, "cannot create dataset '%s'", path);
   else {
-    if ((scalar || n > 0) && H5Dwrite(d, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) < 0)
+    if ((scalar || n > 0) && H5Dwrite(d, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
       st = h5fail(err, VL_ERR_IO, "writing dataset '%s' failed", path);
     H5Dclose(d);
   }
+  free(fixed);
+  H5Pclose(dcpl);
   H5Pclose(lcpl);
   H5Tclose(ft);
   H5Sclose(space);
   return st;
+}
+
+vl_status vl_h5_write_strings(vl_h5file *f, const char *path, const char *const *s, int64_t n,
+                              bool scalar, vl_error *err) {
+  vl_h5_write_opts o = {0, VL_H5_STORE_NATIVE, 0, 0};
+  return vl_h5_write_strings_ex(f, path, s, n, scalar, &o, err);
 }
 
 /* ---------- attributes ---------- */
@@ -617,5 +691,580 @@ vl_status vl_h5_write_attr_strings(vl_h5file *f, const char *path, const char *n
   }
   H5Tclose(ft);
   H5Sclose(space);
+  return st;
+}
+
+/* ---------- compound datasets ---------- */
+
+/* Opens dataset path and checks that it is compound; *ft receives its type. */
+static hid_t open_compound(vl_h5file *f, const char *path, hid_t *ft, vl_error *err) {
+  if (vl_h5_kind_of(f, path) != VL_H5_DATASET) {
+    vl_fail(err, VL_ERR_VALUE, "'%s' is not a dataset", path);
+    return -1;
+  }
+  hid_t d = H5Dopen2(f->id, path, H5P_DEFAULT);
+  if (d < 0) {
+    h5fail(err, VL_ERR_IO, "cannot open dataset '%s'", path);
+    return -1;
+  }
+  *ft = H5Dget_type(d);
+  if (*ft < 0 || H5Tget_class(*ft) != H5T_COMPOUND) {
+    vl_fail(err, VL_ERR_DTYPE, "'%s' is not a compound dataset", path);
+    if (*ft >= 0) H5Tclose(*ft);
+    H5Dclose(d);
+    return -1;
+  }
+  return d;
+}
+
+/* Describes member type mt of a dataset with dataspace s: class of the base type, shape of
+ * the dataset followed by the array dims. *base receives the base type (caller closes). */
+static void describe_member(hid_t mt, hid_t s, vl_h5_info *info, hid_t *base, int *andims,
+                            hsize_t *adims) {
+  *andims = 0;
+  if (H5Tget_class(mt) == H5T_ARRAY) {
+    *base = H5Tget_super(mt);
+    int nd = H5Tget_array_ndims(mt);
+    if (nd < 0) nd = 0;
+    if (nd > 8) nd = 8;
+    hsize_t dims[32];
+    H5Tget_array_dims2(mt, dims);
+    for (int i = 0; i < nd; i++) adims[i] = dims[i];
+    *andims = nd;
+  } else {
+    *base = H5Tcopy(mt);
+  }
+  describe(*base, s, info);
+  for (int i = 0; i < *andims && info->ndim < VL_MAX_DIMS; i++)
+    info->shape[info->ndim++] = (int64_t)adims[i];
+}
+
+vl_status vl_h5_compound_fields(vl_h5file *f, const char *path, vl_h5_field_fn fn, void *arg,
+                                vl_error *err) {
+  hid_t ft;
+  hid_t d = open_compound(f, path, &ft, err);
+  if (d < 0) return err ? err->code : VL_ERR_IO;
+  hid_t s = H5Dget_space(d);
+  int nm = H5Tget_nmembers(ft);
+  vl_status st = VL_OK;
+  for (int i = 0; i < nm && !st; i++) {
+    char *name = H5Tget_member_name(ft, (unsigned)i);
+    hid_t mt = H5Tget_member_type(ft, (unsigned)i);
+    if (!name || mt < 0) {
+      st = h5fail(err, VL_ERR_IO, "%s: cannot read member %d of the compound type", path, i);
+    } else {
+      vl_h5_info info;
+      hid_t base;
+      int and_;
+      hsize_t adims[8];
+      describe_member(mt, s, &info, &base, &and_, adims);
+      H5Tclose(base);
+      st = fn(name, &info, arg, err);
+    }
+    if (mt >= 0) H5Tclose(mt);
+    if (name) H5free_memory(name);
+  }
+  H5Sclose(s);
+  H5Tclose(ft);
+  H5Dclose(d);
+  return st;
+}
+
+/* Finds member field of compound type ft: its base type, array dims and the dataset's n. */
+static vl_status find_member(hid_t ft, const char *path, const char *field, hid_t *mt,
+                             vl_error *err) {
+  int idx = H5Tget_member_index(ft, field);
+  if (idx < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return vl_fail(err, VL_ERR_VALUE, "compound dataset '%s' has no field '%s'", path, field);
+  }
+  *mt = H5Tget_member_type(ft, (unsigned)idx);
+  if (*mt < 0) return h5fail(err, VL_ERR_IO, "%s: cannot read field '%s'", path, field);
+  return VL_OK;
+}
+
+vl_status vl_h5_read_field(vl_h5file *f, const char *path, const char *field,
+                           const vl_tensor *out, vl_error *err) {
+  if (!vl_is_contiguous(out)) return vl_fail(err, VL_ERR_VALUE, "%s: output must be contiguous", path);
+  hid_t ft, mt = -1, base = -1, memb = -1, arr = -1, ct = -1, s = -1;
+  hid_t d = open_compound(f, path, &ft, err);
+  if (d < 0) return err ? err->code : VL_ERR_IO;
+  int8_t *tmp = NULL;
+  vl_status st = find_member(ft, path, field, &mt, err);
+  if (st) goto done;
+  s = H5Dget_space(d);
+  vl_h5_info info;
+  int andims;
+  hsize_t adims[8];
+  describe_member(mt, s, &info, &base, &andims, adims);
+  int64_t n = 1;
+  for (int i = 0; i < info.ndim; i++) n *= info.shape[i];
+  if (n != vl_numel(out)) {
+    char b1[128], b2[128];
+    st = vl_fail(err, VL_ERR_SHAPE, "%s: field '%s' has shape %s, not the requested %s", path, field,
+                 vl_shape_str(info.ndim, info.shape, b1, sizeof b1),
+                 vl_shape_str(out->ndim, out->shape, b2, sizeof b2));
+    goto done;
+  }
+  bool is_enum = info.cls == VL_H5T_BOOL || info.cls == VL_H5T_ENUM;
+  if (!is_enum && info.cls != VL_H5T_FLOAT && info.cls != VL_H5T_INT && info.cls != VL_H5T_UINT) {
+    st = vl_fail(err, VL_ERR_DTYPE, "%s: field '%s' is not numeric or boolean", path, field);
+    goto done;
+  }
+  if (is_enum && info.size != 1) {
+    st = vl_fail(err, VL_ERR_DTYPE, "%s: field '%s' is an enum with %zu-byte codes", path, field,
+                 info.size);
+    goto done;
+  }
+  if (n == 0) goto done;
+  memb = is_enum ? H5Tget_native_type(base, H5T_DIR_ASCEND) : H5Tcopy(mem_type(out->dtype));
+  if (andims > 0) arr = H5Tarray_create2(memb, (unsigned)andims, adims);
+  hid_t elem = andims > 0 ? arr : memb;
+  ct = H5Tcreate(H5T_COMPOUND, H5Tget_size(elem));
+  H5Tinsert(ct, field, 0, elem);
+  void *buf = out->data;
+  if (is_enum) {
+    tmp = malloc((size_t)n);
+    if (!tmp) {
+      st = vl_fail(err, VL_ERR_NOMEM, "%s: out of memory", path);
+      goto done;
+    }
+    buf = tmp;
+  }
+  if (H5Dread(d, ct, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    st = h5fail(err, VL_ERR_IO, "%s: reading field '%s' failed", path, field);
+  else if (is_enum)
+    from_int8(tmp, out, n);
+done:
+  free(tmp);
+  if (ct >= 0) H5Tclose(ct);
+  if (arr >= 0) H5Tclose(arr);
+  if (memb >= 0) H5Tclose(memb);
+  if (base >= 0) H5Tclose(base);
+  if (mt >= 0) H5Tclose(mt);
+  if (s >= 0) H5Sclose(s);
+  H5Tclose(ft);
+  H5Dclose(d);
+  return st;
+}
+
+vl_status vl_h5_read_field_strings(vl_h5file *f, const char *path, const char *field,
+                                   vl_h5_string_fn fn, void *arg, vl_error *err) {
+  hid_t ft, mt = -1, memb = -1, ct = -1, s = -1;
+  hid_t d = open_compound(f, path, &ft, err);
+  if (d < 0) return err ? err->code : VL_ERR_IO;
+  vl_status st = find_member(ft, path, field, &mt, err);
+  if (st) goto done;
+  if (H5Tget_class(mt) != H5T_STRING) {
+    st = vl_fail(err, VL_ERR_DTYPE, "%s: field '%s' is not a string", path, field);
+    goto done;
+  }
+  s = H5Dget_space(d);
+  hssize_t np = H5Sget_simple_extent_npoints(s);
+  int64_t n = np < 0 ? 0 : (int64_t)np;
+  if (n == 0) goto done;
+  bool var = H5Tis_variable_str(mt) > 0;
+  size_t size = var ? sizeof(char *) : H5Tget_size(mt);
+  memb = H5Tcopy(H5T_C_S1);
+  H5Tset_size(memb, var ? H5T_VARIABLE : size);
+  H5Tset_cset(memb, H5Tget_cset(mt));
+  if (!var) H5Tset_strpad(memb, H5T_STR_NULLPAD);
+  ct = H5Tcreate(H5T_COMPOUND, size);
+  H5Tinsert(ct, field, 0, memb);
+  char *buf = calloc((size_t)n, size);
+  if (!buf) {
+    st = vl_fail(err, VL_ERR_NOMEM, "%s: out of memory", path);
+    goto done;
+  }
+  if (H5Dread(d, ct, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+    st = h5fail(err, VL_ERR_IO, "%s: reading field '%s' failed", path, field);
+    free(buf);
+    goto done;
+  }
+  for (int64_t i = 0; i < n && !st; i++) {
+    if (var) {
+      const char *p = ((char **)buf)[i];
+      st = fn(i, p ? p : "", p ? strlen(p) : 0, arg, err);
+    } else {
+      const char *p = buf + (size_t)i * size;
+      size_t len = 0;
+      while (len < size && p[len]) len++;
+      st = fn(i, p, len, arg, err);
+    }
+  }
+  if (var) H5Dvlen_reclaim(ct, s, H5P_DEFAULT, buf);
+  free(buf);
+done:
+  if (ct >= 0) H5Tclose(ct);
+  if (memb >= 0) H5Tclose(memb);
+  if (mt >= 0) H5Tclose(mt);
+  if (s >= 0) H5Sclose(s);
+  H5Tclose(ft);
+  H5Dclose(d);
+  return st;
+}
+
+vl_status vl_h5_write_compound(vl_h5file *f, const char *path, int64_t n, int nfields,
+                               const vl_h5_field *fields, vl_error *err) {
+  if (nfields < 1) return vl_fail(err, VL_ERR_VALUE, "%s: a compound dataset needs a field", path);
+  size_t *off = calloc((size_t)nfields, sizeof(size_t)), *sz = calloc((size_t)nfields, sizeof(size_t));
+  hid_t *mts = calloc((size_t)nfields, sizeof(hid_t));
+  if (!off || !sz || !mts) {
+    free(off); free(sz); free(mts);
+    return vl_fail(err, VL_ERR_NOMEM, "%s: out of memory", path);
+  }
+  vl_status st = VL_OK;
+  size_t total = 0;
+  int made = 0;
+  for (int i = 0; i < nfields && !st; i++, made++) {
+    const vl_h5_field *fd = &fields[i];
+    if (fd->strings) {
+      mts[i] = vlen_str_type();
+    } else if (fd->t) {
+      const vl_tensor *t = fd->t;
+      if (!vl_is_contiguous(t) || t->ndim < 1 || t->ndim > 2 || t->shape[0] != n) {
+        st = vl_fail(err, VL_ERR_SHAPE, "%s: field '%s' must be a contiguous [n] or [n, k] tensor "
+                     "with n = %lld", path, fd->name, (long long)n);
+        mts[i] = -1;
+        break;
+      }
+      hid_t b = t->dtype == VL_BOOL ? bool_type() : H5Tcopy(mem_type(t->dtype));
+      if (t->ndim == 2) {
+        hsize_t k = (hsize_t)t->shape[1];
+        mts[i] = H5Tarray_create2(b, 1, &k);
+        H5Tclose(b);
+      } else {
+        mts[i] = b;
+      }
+    } else {
+      st = vl_fail(err, VL_ERR_VALUE, "%s: field '%s' has no data", path, fd->name);
+      mts[i] = -1;
+      break;
+    }
+    off[i] = total;
+    sz[i] = H5Tget_size(mts[i]);
+    total += sz[i];
+  }
+  char *buf = NULL;
+  hid_t ct = -1;
+  if (!st) {
+    ct = H5Tcreate(H5T_COMPOUND, total);
+    for (int i = 0; i < nfields; i++) H5Tinsert(ct, fields[i].name, off[i], mts[i]);
+    buf = malloc(total * (size_t)(n > 0 ? n : 1));
+    if (!buf) st = vl_fail(err, VL_ERR_NOMEM, "%s: out of memory", path);
+  }
+  if (!st) {
+    for (int64_t r = 0; r < n; r++)
+      for (int i = 0; i < nfields; i++) {
+        char *dst = buf + (size_t)r * total + off[i];
+        if (fields[i].strings) {
+          const char *sp = fields[i].strings[r];
+          memcpy(dst, &sp, sizeof sp);
+        }
+        else memcpy(dst, (const char *)fields[i].t->data + (size_t)r * sz[i], sz[i]);
+      }
+    int64_t shape[1] = {n};
+    hid_t space = make_space(1, shape);
+    hid_t lcpl = lcpl_intermediate();
+    hid_t d = H5Dcreate2(f->id, path, ct, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0) st = h5fail(err, VL_ERR_IO, "cannot create dataset '%s'", path);
+    else {
+      if (n > 0 && H5Dwrite(d, ct, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        st = h5fail(err, VL_ERR_IO, "writing dataset '%s' failed", path);
+      H5Dclose(d);
+    }
+    H5Pclose(lcpl);
+    H5Sclose(space);
+  }
+  if (ct >= 0) H5Tclose(ct);
+  for (int i = 0; i < made; i++)
+    if (mts[i] >= 0) H5Tclose(mts[i]);
+  free(buf);
+  free(off);
+  free(sz);
+  free(mts);
+  return st;
+}
+
+/* ---------- object references ---------- */
+
+vl_status vl_h5_read_attr_ref(vl_h5file *f, const char *path, const char *name, char *target,
+                              size_t cap, vl_error *err) {
+  hid_t a = open_attr(f, path, name, err);
+  if (a < 0) return err ? err->code : VL_ERR_IO;
+  hid_t t = H5Aget_type(a), s = H5Aget_space(a);
+  vl_status st = VL_OK;
+  if (H5Tget_class(t) != H5T_REFERENCE || H5Tequal(t, H5T_STD_REF_OBJ) <= 0) {
+    st = vl_fail(err, VL_ERR_DTYPE, "attribute '%s' of '%s' is not an object reference", name, path);
+  } else if (H5Sget_simple_extent_npoints(s) != 1) {
+    st = vl_fail(err, VL_ERR_SHAPE, "attribute '%s' of '%s' holds more than one reference", name, path);
+  } else {
+    hobj_ref_t ref;
+    if (H5Aread(a, H5T_STD_REF_OBJ, &ref) < 0) {
+      st = h5fail(err, VL_ERR_IO, "reading attribute '%s' of '%s' failed", name, path);
+    } else {
+      ssize_t len = H5Rget_name(a, H5R_OBJECT, &ref, target, cap);
+      if (len <= 0 || (size_t)len >= cap)
+        st = h5fail(err, VL_ERR_IO, "attribute '%s' of '%s' refers to no named object", name, path);
+    }
+  }
+  H5Eclear2(H5E_DEFAULT);
+  H5Tclose(t);
+  H5Sclose(s);
+  H5Aclose(a);
+  return st;
+}
+
+vl_status vl_h5_write_attr_ref(vl_h5file *f, const char *path, const char *name,
+                               const char *target, vl_error *err) {
+  if (vl_h5_kind_of(f, target) == VL_H5_MISSING)
+    return vl_fail(err, VL_ERR_VALUE, "no object '%s' to refer to", target);
+  hobj_ref_t ref;
+  if (H5Rcreate(&ref, f->id, target, H5R_OBJECT, -1) < 0)
+    return h5fail(err, VL_ERR_IO, "cannot make a reference to '%s'", target);
+  hid_t space = H5Screate(H5S_SCALAR);
+  vl_status st = VL_OK;
+  hid_t a = create_attr(f, path, name, H5T_STD_REF_OBJ, space, err);
+  if (a < 0) st = err ? err->code : VL_ERR_IO;
+  else {
+    if (H5Awrite(a, H5T_STD_REF_OBJ, &ref) < 0)
+      st = h5fail(err, VL_ERR_IO, "writing attribute '%s' failed", name);
+    H5Aclose(a);
+  }
+  H5Sclose(space);
+  return st;
+}
+
+/* ---------- corrupt files ---------- */
+
+/* State the checking child shares with its parent (an anonymous shared mapping). */
+typedef struct {
+  char where[1024]; /* the element being touched */
+  char msg[VL_ERRMSG_SIZE];
+  long visits;
+} check_shared;
+
+static uint64_t le_u(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+/* Parses every global heap collection ("GCOL", version 1) with bounds checks: libhdf5 1.10
+ * copies heap objects by the sizes stored there without checking them. Returns 0 when all are
+ * sound, else 1 with a message. Assumes 8-byte lengths (the default file creation). */
+static int scan_global_heaps(const char *path, check_shared *sh) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return 0;
+  struct stat stt;
+  if (fstat(fd, &stt) != 0 || stt.st_size < 16) {
+    close(fd);
+    return 0;
+  }
+  size_t fsize = (size_t)stt.st_size;
+  const unsigned char *m = mmap(NULL, fsize, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) return 0;
+  static const unsigned char sig[8] = {'G', 'C', 'O', 'L', 1, 0, 0, 0};
+  int bad = 0;
+  unsigned char *seen = malloc(65536 / 8);
+  const unsigned char *p = m, *end = m + fsize;
+  while (!bad && seen && (p = memmem(p, (size_t)(end - p), sig, sizeof sig)) != NULL) {
+    size_t at = (size_t)(p - m);
+    snprintf(sh->where, sizeof sh->where, "global heap collection at byte %zu", at);
+    if ((size_t)(end - p) < 16) {
+      bad = 1;
+      break;
+    }
+    uint64_t csize = le_u(p + 8, 8);
+    if (csize < 16 || csize > (uint64_t)(end - p)) {
+      snprintf(sh->msg, sizeof sh->msg, "global heap collection at byte %zu has size %llu, "
+               "beyond the end of the file", at, (unsigned long long)csize);
+      bad = 1;
+      break;
+    }
+    memset(seen, 0, 65536 / 8);
+    const unsigned char *q = p + 16, *cend = p + csize;
+    while (q + 16 <= cend) {
+      unsigned idx = (unsigned)le_u(q, 2);
+      uint64_t osize = le_u(q + 8, 8);
+      uint64_t left = (uint64_t)(cend - q);
+      if (idx == 0) { /* free space: the rest of the collection */
+        if (osize > left) bad = 1;
+        break;
+      }
+      uint64_t need = 16 + ((osize + 7) & ~(uint64_t)7);
+      if (osize > left || need > left || (seen[idx / 8] >> (idx % 8) & 1)) {
+        bad = 1;
+        break;
+      }
+      seen[idx / 8] |= (unsigned char)(1u << (idx % 8));
+      q += need;
+    }
+    if (bad) {
+      snprintf(sh->msg, sizeof sh->msg, "global heap collection at byte %zu (variable-length "
+               "strings) is corrupt: an object runs past its end or repeats an index", at);
+      break;
+    }
+    p += 8;
+  }
+  free(seen);
+  munmap((void *)m, fsize);
+  return bad;
+}
+
+static void check_object(hid_t file, const char *path, check_shared *sh, int depth);
+
+/* Reads every element of buffer-able data (attribute or dataset) with its native type. */
+static void touch_data(hid_t obj, bool is_dataset, check_shared *sh) {
+  hid_t t = is_dataset ? H5Dget_type(obj) : H5Aget_type(obj);
+  hid_t s = is_dataset ? H5Dget_space(obj) : H5Aget_space(obj);
+  if (t < 0 || s < 0) goto out;
+  H5T_class_t cls = H5Tget_class(t);
+  bool risky = cls == H5T_STRING || cls == H5T_VLEN || cls == H5T_COMPOUND ||
+               cls == H5T_REFERENCE || cls == H5T_ARRAY || cls == H5T_ENUM || !is_dataset;
+  if (!risky) goto out; /* numeric payloads: only their layout is checked (H5Dget_create_plist) */
+  hssize_t np = H5Sget_simple_extent_npoints(s);
+  if (np <= 0) goto out;
+  if (cls == H5T_REFERENCE) {
+    if (H5Tequal(t, H5T_STD_REF_OBJ) > 0 && np <= 1024) {
+      hobj_ref_t refs[1024];
+      herr_t r = is_dataset ? H5Dread(obj, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, refs)
+                            : H5Aread(obj, H5T_STD_REF_OBJ, refs);
+      for (hssize_t i = 0; r >= 0 && i < np; i++) {
+        char name[512];
+        H5Rget_name(obj, H5R_OBJECT, &refs[i], name, sizeof name);
+      }
+    }
+    goto out;
+  }
+  hid_t nt = H5Tget_native_type(t, H5T_DIR_ASCEND);
+  if (nt < 0) goto out;
+  size_t size = H5Tget_size(nt);
+  if (size == 0 || (uint64_t)np * size > ((uint64_t)1 << 31)) {
+    H5Tclose(nt);
+    goto out;
+  }
+  void *buf = calloc((size_t)np, size);
+  if (buf) {
+    herr_t r = is_dataset ? H5Dread(obj, nt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf)
+                          : H5Aread(obj, nt, buf);
+    if (r >= 0 && H5Tdetect_class(nt, H5T_VLEN) > 0) H5Dvlen_reclaim(nt, s, H5P_DEFAULT, buf);
+    else if (r >= 0 && cls == H5T_STRING && H5Tis_variable_str(nt) > 0)
+      H5Dvlen_reclaim(nt, s, H5P_DEFAULT, buf);
+    free(buf);
+  }
+  H5Tclose(nt);
+out:
+  if (t >= 0) H5Tclose(t);
+  if (s >= 0) H5Sclose(s);
+  H5Eclear2(H5E_DEFAULT);
+}
+
+typedef struct {
+  hid_t file;
+  const char *path;
+  check_shared *sh;
+  int depth;
+} check_iter;
+
+static herr_t check_attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *vp) {
+  check_iter *it = vp;
+  snprintf(it->sh->where, sizeof it->sh->where, "%s (attribute '%s')", it->path, name);
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  if (a >= 0) {
+    touch_data(a, false, it->sh);
+    H5Aclose(a);
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return 0;
+}
+
+static herr_t check_link_cb(hid_t g, const char *name, const H5L_info_t *info, void *vp) {
+  check_iter *it = vp;
+  if (++it->sh->visits > 200000) return 1; /* enough: hard-link cycles in a corrupt file */
+  char child[1024];
+  snprintf(child, sizeof child, "%s/%s", strcmp(it->path, "/") == 0 ? "" : it->path, name);
+  if (info->type == H5L_TYPE_HARD) check_object(it->file, child, it->sh, it->depth + 1);
+  return 0;
+}
+
+static void check_object(hid_t file, const char *path, check_shared *sh, int depth) {
+  if (depth > 48) return;
+  snprintf(sh->where, sizeof sh->where, "%s", path);
+  hid_t o = H5Oopen(file, path, H5P_DEFAULT);
+  if (o < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return;
+  }
+  check_iter it = {file, path, sh, depth};
+  hsize_t idx = 0;
+  H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, check_attr_cb, &it);
+  H5Eclear2(H5E_DEFAULT);
+  snprintf(sh->where, sizeof sh->where, "%s", path);
+  H5I_type_t type = H5Iget_type(o);
+  if (type == H5I_DATASET) {
+    hid_t dcpl = H5Dget_create_plist(o);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    touch_data(o, true, sh);
+  } else if (type == H5I_GROUP) {
+    idx = 0;
+    H5Literate(o, H5_INDEX_NAME, H5_ITER_INC, &idx, check_link_cb, &it);
+  }
+  H5Eclear2(H5E_DEFAULT);
+  H5Oclose(o);
+}
+
+static void check_child(const char *path, check_shared *sh, unsigned timeout) {
+  /* default dispositions: an inherited SIG_IGN or crash handler must not hide the outcome */
+  signal(SIGALRM, SIG_DFL);
+  signal(SIGSEGV, SIG_DFL);
+  signal(SIGBUS, SIG_DFL);
+  signal(SIGABRT, SIG_DFL);
+  signal(SIGFPE, SIG_DFL);
+  alarm(timeout);
+  if (scan_global_heaps(path, sh)) _exit(3);
+  quiet();
+  snprintf(sh->where, sizeof sh->where, "the superblock");
+  hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) _exit(2);
+  check_object(file, "/", sh, 0);
+  /* closing frees the cached object headers, which a corrupt header can also crash */
+  snprintf(sh->where, sizeof sh->where, "the object headers (while closing the file)");
+  H5Fclose(file);
+  _exit(0); /* no atexit handlers: the parent's HDF5 state is not ours to flush */
+}
+
+vl_status vl_h5_check(const char *path, double timeout_s, vl_error *err) {
+  FILE *probe = fopen(path, "rb");
+  if (!probe) return vl_fail(err, VL_ERR_IO, "cannot open '%s': no such file or not readable", path);
+  fclose(probe);
+  check_shared *sh = mmap(NULL, sizeof(check_shared), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (sh == MAP_FAILED) return VL_OK; /* cannot check here: read without the check */
+  memset(sh, 0, sizeof *sh);
+  unsigned timeout = timeout_s >= 1 ? (unsigned)timeout_s : 1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) check_child(path, sh, timeout);
+  vl_status st = VL_OK;
+  if (pid > 0) {
+    int status = 0;
+    pid_t r;
+    do r = waitpid(pid, &status, 0);
+    while (r < 0 && errno == EINTR);
+    if (r == pid && WIFSIGNALED(status)) {
+      int sig = WTERMSIG(status);
+      if (sig == SIGALRM)
+        st = vl_fail(err, VL_ERR_IO, "'%s' looks corrupt: reading it did not finish within %u s "
+                     "(stuck at %s)", path, timeout, sh->where);
+      else
+        st = vl_fail(err, VL_ERR_IO, "'%s' is corrupt: the HDF5 library crashed (signal %d) "
+                     "reading %s", path, sig, sh->where);
+    } else if (r == pid && WIFEXITED(status) && WEXITSTATUS(status) == 3) {
+      st = vl_fail(err, VL_ERR_IO, "'%s' is corrupt: %s", path, sh->msg);
+    }
+  }
+  munmap(sh, sizeof *sh);
   return st;
 }

@@ -8,6 +8,8 @@
 
 #define H5FILE_MT "velua.H5File"
 
+void vlua_register_anndata(lua_State *L);
+
 typedef struct {
   vl_h5file *f; /* NULL once closed */
 } lh5;
@@ -181,16 +183,40 @@ static int l_h5_read_strings(lua_State *L) {
   return 1;
 }
 
-/* h5_write(f, path, tensor, [gzip level]) */
+static const char *const STORE_NAMES[] = {"native", "i8", "i16", "i32", "u8", "u16", "u32",
+                                           "f32", "f64", NULL};
+
+/* Write options at arg: nil, a gzip level, or {gzip=, dtype= (file type), filter=, fixed=}. */
+static vl_h5_write_opts check_write_opts(lua_State *L, int arg) {
+  vl_h5_write_opts o = {0, VL_H5_STORE_NATIVE, 0, 0};
+  if (lua_isnoneornil(L, arg)) return o;
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    o.gzip = (int)vlua_checkint_range(L, arg, "gzip level", 0, 9);
+    return o;
+  }
+  luaL_checktype(L, arg, LUA_TTABLE);
+  lua_getfield(L, arg, "gzip");
+  if (!lua_isnil(L, -1)) o.gzip = (int)vlua_checkint_range(L, -1, "gzip level", 0, 9);
+  lua_getfield(L, arg, "dtype");
+  if (!lua_isnil(L, -1)) o.store = (vl_h5_store)luaL_checkoption(L, -1, NULL, STORE_NAMES);
+  lua_getfield(L, arg, "filter");
+  if (!lua_isnil(L, -1)) o.filter_id = (int)vlua_checkint_range(L, -1, "filter id", 1, 65535);
+  lua_getfield(L, arg, "fixed");
+  if (!lua_isnil(L, -1)) o.fixed_len = (size_t)vlua_checkint_range(L, -1, "fixed length", 1, 1 << 20);
+  lua_pop(L, 4);
+  return o;
+}
+
+/* h5_write(f, path, tensor, [gzip level | {gzip=, dtype=, filter=}]) */
 static int l_h5_write(lua_State *L) {
   lh5 *h = check_file(L, 1);
   const char *path = luaL_checkstring(L, 2);
   vlua_check(L, 3);
-  int gzip = (int)luaL_optinteger(L, 4, 0);
+  vl_h5_write_opts o = check_write_opts(L, 4);
   lua_settop(L, 4);
   vlua_tensor *c = vlua_contiguous(L, 3);
   vl_error err;
-  vlua_check_status(L, "h5_write", vl_h5_write(h->f, path, &c->t, gzip, &err), &err);
+  vlua_check_status(L, "h5_write", vl_h5_write_ex(h->f, path, &c->t, &o, &err), &err);
   return 0;
 }
 
@@ -219,14 +245,17 @@ static const char **check_strings(lua_State *L, int arg, int64_t *n, bool *scala
   return p;
 }
 
+/* h5_write_strings(f, path, string or {strings}, [{gzip=, fixed=}]) */
 static int l_h5_write_strings(lua_State *L) {
   lh5 *h = check_file(L, 1);
   const char *path = luaL_checkstring(L, 2);
+  vl_h5_write_opts o = check_write_opts(L, 4);
   int64_t n;
   bool scalar;
   const char **s = check_strings(L, 3, &n, &scalar);
   vl_error err;
-  vlua_check_status(L, "h5_write_strings", vl_h5_write_strings(h->f, path, s, n, scalar, &err), &err);
+  vlua_check_status(L, "h5_write_strings", vl_h5_write_strings_ex(h->f, path, s, n, scalar, &o, &err),
+                    &err);
   return 0;
 }
 
@@ -286,6 +315,149 @@ static int l_h5_write_attr(lua_State *L) {
   return 0;
 }
 
+
+/* h5_attr_info(f, path, name): {class=, size=, shape=, ...} of an attribute */
+static int l_h5_attr_info(lua_State *L) {
+  lh5 *h = check_file(L, 1);
+  vl_h5_info info;
+  vl_error err;
+  vlua_check_status(L, "h5_attr_info",
+                    vl_h5_attr_info(h->f, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &info, &err),
+                    &err);
+  push_info(L, &info);
+  return 1;
+}
+
+static vl_status push_field(const char *name, const vl_h5_info *info, void *arg, vl_error *err) {
+  lua_State *L = arg;
+  push_info(L, info);
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "name");
+  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+  return VL_OK;
+}
+
+/* h5_fields(f, path): the members of a compound dataset, in order, as info tables with name */
+static int l_h5_fields(lua_State *L) {
+  lh5 *h = check_file(L, 1);
+  lua_newtable(L);
+  vl_error err;
+  vlua_check_status(L, "h5_fields", vl_h5_compound_fields(h->f, luaL_checkstring(L, 2), push_field, L,
+                                                          &err), &err);
+  return 1;
+}
+
+typedef struct {
+  const char *field;
+  vl_h5_info info;
+  bool found;
+} field_query;
+
+static vl_status find_field(const char *name, const vl_h5_info *info, void *arg, vl_error *err) {
+  field_query *q = arg;
+  if (!q->found && strcmp(name, q->field) == 0) {
+    q->info = *info;
+    q->found = true;
+  }
+  return VL_OK;
+}
+
+/* h5_read_field(f, path, field, [dtype]): a numeric/bool member of a compound dataset */
+static int l_h5_read_field(lua_State *L) {
+  lh5 *h = check_file(L, 1);
+  const char *path = luaL_checkstring(L, 2), *field = luaL_checkstring(L, 3);
+  field_query q = {field, {0}, false};
+  vl_error err;
+  vlua_check_status(L, "h5_read_field", vl_h5_compound_fields(h->f, path, find_field, &q, &err), &err);
+  if (!q.found) luaL_error(L, "h5_read_field: compound dataset '%s' has no field '%s'", path, field);
+  vl_dtype dt = lua_isnoneornil(L, 4) ? natural_dtype(&q.info) : vlua_checkdtype(L, 4);
+  vlua_tensor *t = vlua_new(L, dt, q.info.ndim, q.info.shape);
+  vlua_check_status(L, "h5_read_field", vl_h5_read_field(h->f, path, field, &t->t, &err), &err);
+  return 1;
+}
+
+/* h5_read_field_strings(f, path, field): a string member as a Lua array */
+static int l_h5_read_field_strings(lua_State *L) {
+  lh5 *h = check_file(L, 1);
+  const char *path = luaL_checkstring(L, 2), *field = luaL_checkstring(L, 3);
+  lua_newtable(L);
+  vl_error err;
+  vlua_check_status(L, "h5_read_field_strings",
+                    vl_h5_read_field_strings(h->f, path, field, push_string, L, &err), &err);
+  return 1;
+}
+
+/* h5_write_compound(f, path, {{name, tensor or {strings}}, ...}): a 1-d compound dataset */
+static int l_h5_write_compound(lua_State *L) {
+  lh5 *h = check_file(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  int nf = (int)luaL_len(L, 3);
+  if (nf < 1 || nf > 4096) luaL_argerror(L, 3, "1 to 4096 fields expected");
+  vl_h5_field *fields = lua_newuserdatauv(L, sizeof(vl_h5_field) * (size_t)nf, 0); /* 4 */
+  int64_t n = -1;
+  for (int i = 0; i < nf; i++) {
+    luaL_checkstack(L, 8, "too many fields");
+    lua_geti(L, 3, i + 1);
+    if (!lua_istable(L, -1)) luaL_argerror(L, 3, "each field must be {name, value}");
+    lua_geti(L, -1, 1);
+    fields[i].name = luaL_checkstring(L, -1);
+    lua_pop(L, 1);
+    lua_geti(L, -1, 2);
+    int vi = lua_gettop(L);
+    int64_t len;
+    if (vlua_test(L, vi)) {
+      vlua_tensor *c = vlua_contiguous(L, vi);
+      fields[i].t = &c->t;
+      fields[i].strings = NULL;
+      len = c->t.ndim > 0 ? c->t.shape[0] : -1;
+    } else {
+      bool scalar;
+      fields[i].strings = check_strings(L, vi, &len, &scalar);
+      fields[i].t = NULL;
+    }
+    if (n >= 0 && len != n) luaL_error(L, "h5_write_compound: field '%s' has %I rows, not %I",
+                                       fields[i].name, (lua_Integer)len, (lua_Integer)n);
+    n = len;
+    /* keep the value (and its converted forms) alive: leave them on the stack */
+  }
+  vl_error err;
+  vlua_check_status(L, "h5_write_compound", vl_h5_write_compound(h->f, path, n, nf, fields, &err), &err);
+  return 0;
+}
+
+/* h5_read_attr_ref(f, path, name): the path of the object an object-reference attribute names */
+static int l_h5_read_attr_ref(lua_State *L) {
+  lh5 *h = check_file(L, 1);
+  char target[1024];
+  vl_error err;
+  vlua_check_status(L, "h5_read_attr_ref", vl_h5_read_attr_ref(h->f, luaL_checkstring(L, 2),
+                    luaL_checkstring(L, 3), target, sizeof target, &err), &err);
+  lua_pushstring(L, target);
+  return 1;
+}
+
+static int l_h5_write_attr_ref(lua_State *L) {
+  lh5 *h = check_file(L, 1);
+  vl_error err;
+  vlua_check_status(L, "h5_write_attr_ref", vl_h5_write_attr_ref(h->f, luaL_checkstring(L, 2),
+                    luaL_checkstring(L, 3), luaL_checkstring(L, 4), &err), &err);
+  return 0;
+}
+
+/* h5_check(path, [timeout_s = 120]): raises if the file is corrupt in a way that would crash
+ * libhdf5 (see vl_h5_check); true otherwise */
+static int l_h5_check(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  double timeout = luaL_optnumber(L, 2, 120);
+  vl_error err;
+  vl_status st = vl_h5_check(path, timeout, &err);
+  if (st) luaL_error(L, "%s", err.msg);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_h5_tostring(lua_State *L) {
   lh5 *h = luaL_checkudata(L, 1, H5FILE_MT);
   lua_pushfstring(L, "velua.H5File(%s)", h->f ? "open" : "closed");
@@ -307,6 +479,11 @@ void vlua_register_h5(lua_State *L) {
     {"h5_create_group", l_h5_create_group}, {"h5_list", l_h5_list}, {"h5_attrs", l_h5_attrs},
     {"h5_info", l_h5_info}, {"h5_read", l_h5_read}, {"h5_read_strings", l_h5_read_strings},
     {"h5_write", l_h5_write}, {"h5_write_strings", l_h5_write_strings},
-    {"h5_read_attr", l_h5_read_attr}, {"h5_write_attr", l_h5_write_attr}, {NULL, NULL}};
+    {"h5_read_attr", l_h5_read_attr}, {"h5_write_attr", l_h5_write_attr},
+    {"h5_attr_info", l_h5_attr_info}, {"h5_fields", l_h5_fields}, {"h5_read_field", l_h5_read_field},
+    {"h5_read_field_strings", l_h5_read_field_strings}, {"h5_write_compound", l_h5_write_compound},
+    {"h5_read_attr_ref", l_h5_read_attr_ref}, {"h5_write_attr_ref", l_h5_write_attr_ref},
+    {"h5_check", l_h5_check}, {NULL, NULL}};
   vlua_setfuncs(L, regs);
+  vlua_register_anndata(L); /* AnnData kernels (bind_anndata.c) ride along with HDF5 I/O */
 }

@@ -18,6 +18,7 @@ local submodules = {
   progress = "velua.progress",
   datasets = "velua.datasets",
   pl = "velua.pl",
+  AnnData = "velua.anndata", -- velua.AnnData{X=, obs=, ...} (the module is callable)
 }
 
 -- velua.help(fn | "name" | table): documentation at the REPL (see velua/help.lua)
@@ -26,6 +27,11 @@ function velua.help(x) return require("velua.help").help(x) end
 -- velua.save(path, value) / velua.load(path): see velua/serialize.lua
 function velua.save(path, value) return require("velua.serialize").save(path, value) end
 function velua.load(path) return require("velua.serialize").load(path) end
+
+-- AnnData files and joins: see velua/anndata.lua and velua/io/
+function velua.read_h5ad(path, opts) return require("velua.anndata").read_h5ad(path, opts) end
+function velua.read_loom(path, opts) return require("velua.anndata").read_loom(path, opts) end
+function velua.concat(list, opts) return require("velua.anndata").concat(list, opts) end
 
 return setmetatable(velua, {
   __index = function(t, key)
