@@ -19,6 +19,7 @@ local submodules = {
   datasets = "velua.datasets",
   pl = "velua.pl",
   AnnData = "velua.anndata", -- velua.AnnData{X=, obs=, ...} (the module is callable)
+  pp = "velua.pp",
 }
 
 -- velua.help(fn | "name" | table): documentation at the REPL (see velua/help.lua)

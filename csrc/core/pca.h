@@ -1,0 +1,28 @@
+/* Mean-centred PCA (no scaling) of a sparse or dense matrix, exact: the smaller Gram matrix
+ * of the implicitly centred data (X_c X_c^T or X_c^T X_c, in double, by blocked SYRK) and its
+ * top eigenpairs (LAPACK dsyevr, from OpenBLAS). Signs follow scikit-learn's svd_flip with
+ * the u-based decision scanpy uses: in each component the score of largest magnitude is
+ * positive. Indices are 0-based. */
+#ifndef VELUA_PCA_H
+#define VELUA_PCA_H
+
+#include <stdint.h>
+
+#include "parallel.h"
+#include "sparse_csr.h"
+#include "tensor.h"
+
+typedef struct {
+  double *scores;     /* n x k: U * S (rows of X projected on the components) */
+  double *components; /* g x k: loadings (columns are unit vectors) */
+  double *singular;   /* k singular values, descending */
+  double *mean;       /* g column means */
+  double total_var;   /* sum of the column variances (denominator n - 1) */
+} vl_pca_out;
+
+/* X is either the CSR matrix sp (then dense is NULL) or dense [n, g] (f32/f64, any strides).
+ * 1 <= k <= min(n, g). All output arrays are provided by the caller. */
+vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t k,
+                 vl_pca_out *out, vl_error *err);
+
+#endif
