@@ -1055,3 +1055,17 @@ loompy.create(sys.argv[1], {"": m, "spliced": m, "unspliced": (m * 2).astype(np.
     assert.are.equal("3.0.0", ad.uns.LOOM_SPEC_VERSION)
   end)
 end)
+
+describe("AnnData subset along one axis", function()
+  it("keeps the other axis's columns", function()
+    local velua = require "velua"
+    local ad = velua.datasets.simulate { n_obs = 30, n_vars = 8, seed = 2 }
+    local genes = ad:subset(nil, { 1, 3, 5 })
+    assert.is_truthy(genes.obs.clusters, "obs columns lost by subset(nil, genes)")
+    assert.are.equal(30, genes.n_obs)
+    assert.are.equal(3, genes.n_vars)
+    local cells = ad:subset({ 2, 4 }, nil)
+    assert.is_truthy(cells.var.true_beta, "var columns lost by subset(cells, nil)")
+    assert.are.equal(8, cells.n_vars)
+  end)
+end)

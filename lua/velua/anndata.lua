@@ -621,7 +621,10 @@ function AnnData.subset(ad, obs_idx, var_idx)
     obs_names = take_list(st.obs_names, r), var_names = take_list(st.var_names, c), uns = uns,
   }
   if st.X then t.X = select_matrix(st.X, r, c) end
-  for axis, sel in pairs { obs = r, var = c } do
+  for _, axis in ipairs { "obs", "var" } do
+    -- (a table {obs = r, var = c} would drop the axis whose selection is nil)
+    local sel = c
+    if axis == "obs" then sel = r end
     local df = new_slot(axis, function() return true end)
     for k, v in pairs(st[axis]) do
       local col, kept = select_column(v, sel)

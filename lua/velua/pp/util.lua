@@ -15,13 +15,6 @@ end
 local pack, unpack = string.pack, string.unpack
 function M.f32(x) return (unpack("<f", pack("<f", x))) end
 
-function M.is_sparse(x) return T.is_sparse(x) end
-
-function M.shape(x)
-  if T.is_sparse(x) then return x:shape() end
-  return x:shape()
-end
-
 -- Layer `name` of ad ("X" for ad.X), or nil.
 function M.layer(ad, name)
   if name == "X" then return ad.X end
@@ -39,9 +32,12 @@ function M.row_sums(m)
   return m:sum(2)
 end
 
--- Column sums [g]; for CSR the sum runs over rows in order (scipy's csc_matvec order).
+-- Column sums [g]; for CSR the sum runs over the rows in order (scipy's csc_matvec order).
 function M.col_sums(m)
-  if T.is_sparse(m) then return m:sum(1) end
+  if T.is_sparse(m) then
+    local s = core.csr_col_stats(csr_parts_of(m))
+    return s:to(m:dtype())
+  end
   return m:sum(1)
 end
 
@@ -49,15 +45,6 @@ end
 function M.with_values(s, values)
   local sh = s:shape()
   return T.sparse_csr(s:indptr(), s:indices(), values, sh)
-end
-
--- Elementwise square of a matrix (CSR keeps its structure).
-function M.square(m)
-  if T.is_sparse(m) then
-    local v = m:values()
-    return M.with_values(m, v * v)
-  end
-  return m * m
 end
 
 -- Dense f32/f64 copy of a matrix.
@@ -74,11 +61,7 @@ function M.float_matrix(m)
   return m
 end
 
-local function csr_parts(s)
-  local sh = s:shape()
-  return s:indptr(), s:indices(), s:values(), sh[1], sh[2]
-end
-M.csr_parts = csr_parts
+M.csr_parts = csr_parts_of
 
 -- Columns `keep` (Lua array of 1-based indices, in their new order) of a matrix.
 function M.select_columns(m, keep)
@@ -200,9 +183,6 @@ function M.sum_rows(m, rows)
   if r == 0 then return 0 end
   return m:narrow(1, 1, r):to("f64"):sum():item()
 end
-
--- Lua array of the values of a 1-d tensor.
-function M.totable(t) return t:totable() end
 
 -- Creates the missing container tables of a plain-table AnnData.
 function M.ensure(ad)
