@@ -20,6 +20,8 @@ local submodules = {
   pl = "velua.pl",
   AnnData = "velua.anndata", -- velua.AnnData{X=, obs=, ...} (the module is callable)
   pp = "velua.pp",
+  tl = "velua.tl",
+  metrics = "velua.metrics",
 }
 
 -- velua.help(fn | "name" | table): documentation at the REPL (see velua/help.lua)
