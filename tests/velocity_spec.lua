@@ -343,5 +343,29 @@ describe("tl velocity on the simulator", function()
     assert.is_true(conf > 0.3, "mean confidence " .. conf)
     -- most cells' transitions follow the graph's positive correlations
     assert.is_true(ad.obsp.velocity_graph:nnz() > ad.obsp.velocity_graph_neg:nnz())
+
+    -- diffusion kernel on an embedding: only positive entries remain, rows sum to 1, and the
+    -- far neighbours lose weight relative to the plain kernel
+    local Tp = tl.transition_matrix(ad)
+    local Td = tl.transition_matrix(ad, { basis = "pca" })
+    assert.is_true(Td:values():min():item() > 0)
+    assert.is_true((Td:to_dense():sum(2) - 1):abs():max():item() < 1e-5)
+    assert.is_true(Td:nnz() <= Tp:nnz())
+    local Tw = tl.transition_matrix(ad, { basis = "pca", weight_diffusion = 0.5 })
+    assert.is_true((Tw:to_dense():sum(2) - 1):abs():max():item() < 1e-5)
+
+    -- autoscale: the plain projection divided by 3x scVelo's quiver scale
+    local plain = ad.obsm.velocity_pca:clone()
+    tl.velocity_embedding(ad, { basis = "pca", autoscale = true })
+    local emb = require "velua.tl.embedding"
+    local f = 3 * emb.quiver_autoscale(ad.obsm.X_pca:to("f64"), plain)
+    assert.is_true(f > 0)
+    assert.is_true((ad.obsm.velocity_pca * f - plain):abs():max():item() < 1e-9 * plain:abs():max():item() + 1e-12)
+
+    -- backward transitions: the transpose of the forward kernel, renormalised
+    local Tb = tl.transition_matrix(ad, { backward = true, self_transitions = false })
+    local Tf = tl.transition_matrix(ad, { self_transitions = false })
+    local Fd, Bd = Tf:to_dense(), Tb:to_dense()
+    assert.are.equal(0, (Fd:ne(0):to("i64") - Bd:t():ne(0):to("i64")):abs():sum():item())
   end)
 end)

@@ -106,13 +106,15 @@ typedef struct {
   sums_fn sums;
   const int64_t *indptr, *indices;
   float *vals;
+  const int64_t *order; /* cells in processing order (NULL: 0..n-1) */
 } corr_job;
 
 static void corr_body(int64_t lo, int64_t hi, int chunk, void *arg) {
   (void)chunk;
   const corr_job *J = arg;
   int64_t g = J->g;
-  for (int64_t i = lo; i < hi; i++) {
+  for (int64_t q = lo; q < hi; q++) {
+    int64_t i = J->order ? J->order[q] : q;
     const float *xi = J->X + i * g, *vi = J->V + i * g;
     double vsum = 0, vss = 0;
     for (int64_t k = 0; k < g; k++) { vsum += vi[k]; vss += (double)vi[k] * vi[k]; }
@@ -138,8 +140,31 @@ vl_status vl_velocity_correlations(vl_ctx *ctx, int64_t n, int64_t g, const floa
     if (indices[p] < 0 || indices[p] >= n)
       return vl_fail(err, VL_ERR_INDEX, "neighbour index %lld out of range [0, %lld)",
                      (long long)indices[p], (long long)n);
-  corr_job J = {n, g, X, V, pick_sums(sqrt_transform), indptr, indices, vals};
+  /* Cells are processed in breadth-first order over their candidate lists, so that cells
+   * handled one after the other share most of their neighbours' rows in cache. The order
+   * changes only when each value is computed, not the value. */
+  int64_t *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+  char *seen = calloc((size_t)(n > 0 ? n : 1), 1);
+  if (!seen) { free(order); order = NULL; }
+  if (order) {
+    int64_t head = 0, tail = 0;
+    for (int64_t s0 = 0; s0 < n; s0++) {
+      if (seen[s0]) continue;
+      seen[s0] = 1;
+      order[tail++] = s0;
+      while (head < tail) {
+        int64_t i = order[head++];
+        for (int64_t p = indptr[i]; p < indptr[i + 1]; p++) {
+          int64_t j = indices[p];
+          if (!seen[j]) { seen[j] = 1; order[tail++] = j; }
+        }
+      }
+    }
+  }
+  free(seen);
+  corr_job J = {n, g, X, V, pick_sums(sqrt_transform), indptr, indices, vals, order};
   vl_parallel_blocks(ctx, n, 32, corr_body, &J);
+  free(order);
   return VL_OK;
 }
 
