@@ -60,21 +60,58 @@ static void gather_cols(const float *m, int64_t n, int64_t g, int64_t lo, int64_
   }
 }
 
-static float clipped_max(const float *x, int64_t n) {
-  float m = x[0];
-  for (int64_t i = 1; i < n; i++) if (x[i] > m) m = x[i];
-  return m < 1e-3f ? 1e-3f : m;
+/* Min-heap of the c largest values seen (heap[0] the smallest of them). */
+typedef struct {
+  float *h;
+  int64_t size, cap;
+} top_heap;
+
+static void heap_push(top_heap *t, float x) {
+  float *h = t->h;
+  if (t->size < t->cap) {
+    int64_t i = t->size++;
+    while (i > 0) {
+      int64_t p = (i - 1) / 2;
+      if (h[p] <= x) break;
+      h[i] = h[p];
+      i = p;
+    }
+    h[i] = x;
+    return;
+  }
+  if (!(x > h[0])) return;
+  int64_t i = 0, n = t->size;
+  for (;;) {
+    int64_t l = 2 * i + 1, r = l + 1, m = l;
+    if (l >= n) break;
+    if (r < n && h[r] < h[l]) m = r;
+    if (h[m] >= x) break;
+    h[i] = h[m];
+    i = m;
+  }
+  h[i] = x;
 }
 
-/* w[i] = s_i / max s + u_i / max u >= its perc-th percentile (float32 as scVelo) */
-static void extreme_mask(const float *s, const float *u, int64_t n, double perc, float *tmp,
-                         uint8_t *w) {
-  float ms = clipped_max(s, n), mu = clipped_max(u, n);
-  for (int64_t i = 0; i < n; i++) tmp[i] = s[i] / ms + u[i] / mu;
-  float *copy = tmp + n;
-  memcpy(copy, tmp, (size_t)n * sizeof *tmp);
-  double bound = vl_percentile_f32(copy, n, perc);
-  for (int64_t i = 0; i < n; i++) w[i] = (double)tmp[i] >= bound;
+/* Capacity of the heap giving the perc-th percentile of n values (0 when the percentile
+ * needs no heap: n == 1 or the top value). */
+static int64_t heap_cap(int64_t n, double perc) {
+  double vi = (perc / 100.0) * (double)(n - 1);
+  int64_t lo = (int64_t)floor(vi);
+  if (lo >= n - 1) return 1;
+  return n - lo;
+}
+
+/* numpy's linear percentile from the filled heap (cap = heap_cap) */
+static double heap_percentile(const top_heap *t, int64_t n, double perc) {
+  double vi = (perc / 100.0) * (double)(n - 1);
+  int64_t lo = (int64_t)floor(vi);
+  if (lo >= n - 1 || t->size < 2) return (double)t->h[0];
+  double a = t->h[0];
+  double b = t->h[1];
+  if (t->size > 2 && t->h[2] < t->h[1]) b = t->h[2];
+  double tt = vi - (double)lo, diff = b - a;
+  if (tt >= 0.5) return b - diff * (1.0 - tt);
+  return a + diff * tt;
 }
 
 typedef struct {
@@ -87,59 +124,70 @@ typedef struct {
   int failed;
 } fit_job;
 
+/* The heap is used for upper percentiles (the usual 95); a copy and quickselect otherwise. */
+static double upper_bound(const float *x, int64_t n, double perc, top_heap *hp, float *scratch) {
+  if (hp->cap * 2 > n + 2) {
+    memcpy(scratch, x, (size_t)n * sizeof *x);
+    return vl_percentile_f32(scratch, n, perc);
+  }
+  hp->size = 0;
+  for (int64_t i = 0; i < n; i++) heap_push(hp, x[i]);
+  return heap_percentile(hp, n, perc);
+}
+
 static void det_body(int64_t lo, int64_t hi, int chunk, void *arg) {
   (void)chunk;
   fit_job *J = arg;
   int64_t n = J->n;
-  float *buf = malloc((size_t)n * (2 * GENE_BLOCK + 2) * sizeof(float));
-  uint8_t *w = malloc((size_t)n);
-  if (!buf || !w) { free(buf); free(w); J->failed = 1; return; }
-  float *S = buf, *U = buf + GENE_BLOCK * n, *tmp = buf + 2 * GENE_BLOCK * n;
+  int64_t cap = heap_cap(n, J->perc);
+  float *buf = malloc((size_t)(n * (2 * GENE_BLOCK + 2) + cap + 1) * sizeof(float));
+  if (!buf) { J->failed = 1; return; }
+  float *S = buf, *U = buf + GENE_BLOCK * n, *tmp = buf + 2 * GENE_BLOCK * n, *scratch = tmp + n;
+  top_heap hp = {scratch + n, 0, cap};
   gather_cols(J->Ms, n, J->g, lo, hi, S);
   gather_cols(J->Mu, n, J->g, lo, hi, U);
   for (int64_t j = lo; j < hi; j++) {
     const float *s = S + (j - lo) * n, *u = U + (j - lo) * n;
-    extreme_mask(s, u, n, J->perc, tmp, w);
-    double sxy = 0, sxx = 0;
+    float ms = s[0], mu = u[0];
+    double sum_u = 0;
     int any_s = 0, any_u = 0;
     for (int64_t i = 0; i < n; i++) {
-      if (w[i]) { sxy += (double)s[i] * u[i]; sxx += (double)s[i] * s[i]; }
+      if (s[i] > ms) ms = s[i];
+      if (u[i] > mu) mu = u[i];
       any_s |= s[i] > 0;
       any_u |= u[i] > 0;
+      sum_u += u[i];
     }
+    if (ms < 1e-3f) ms = 1e-3f;
+    if (mu < 1e-3f) mu = 1e-3f;
+    for (int64_t i = 0; i < n; i++) tmp[i] = s[i] / ms + u[i] / mu;
+    double bound = upper_bound(tmp, n, J->perc, &hp, scratch);
+    double sxy = 0, sxx = 0;
+    for (int64_t i = 0; i < n; i++)
+      if ((double)tmp[i] >= bound) { sxy += (double)s[i] * u[i]; sxx += (double)s[i] * s[i]; }
     double gam = sxy / sxx;
     if (isnan(gam)) gam = 0;
     float g32 = (float)gam;
     /* residual in f32 as scVelo, statistics in double */
-    double mean_u = 0, mean_r = 0;
-    for (int64_t i = 0; i < n; i++) mean_u += u[i];
-    mean_u /= (double)n;
-    double ss_res = 0, ss_tot = 0;
+    double mean_u = sum_u / (double)n, ss_res = 0, sum_r = 0, ss_tot = 0;
     for (int64_t i = 0; i < n; i++) {
       float r = u[i] - g32 * s[i];
       ss_res += (double)r * r;
-      mean_r += r;
+      sum_r += r;
       double d = (double)u[i] - mean_u;
       ss_tot += d * d;
     }
-    mean_r /= (double)n;
     double r2 = 1.0 - ss_res / ss_tot;
     if (isnan(r2)) r2 = 0;
     J->det->gamma[j] = (double)g32;
     J->det->r2[j] = r2;
     if (J->det->expressed) J->det->expressed[j] = (uint8_t)(any_s && any_u);
     if (J->det->res_std) {
-      double v = 0;
-      for (int64_t i = 0; i < n; i++) {
-        float r = u[i] - g32 * s[i];
-        double d = (double)r - mean_r;
-        v += d * d;
-      }
-      J->det->res_std[j] = sqrt(v / (double)n);
+      double mr = sum_r / (double)n, v = ss_res / (double)n - mr * mr;
+      J->det->res_std[j] = sqrt(v > 0 ? v : 0);
     }
   }
   free(buf);
-  free(w);
 }
 
 vl_status vl_velocity_fit_deterministic(vl_ctx *ctx, int64_t n, int64_t g, const float *Ms,
@@ -153,25 +201,17 @@ vl_status vl_velocity_fit_deterministic(vl_ctx *ctx, int64_t n, int64_t g, const
   return VL_OK;
 }
 
-static double std_f32(const float *x, int64_t n) {
-  double m = 0, v = 0;
-  for (int64_t i = 0; i < n; i++) m += x[i];
-  m /= (double)n;
-  for (int64_t i = 0; i < n; i++) { double d = x[i] - m; v += d * d; }
-  return sqrt(v / (double)n);
-}
-
 static void sto_body(int64_t lo, int64_t hi, int chunk, void *arg) {
   (void)chunk;
   fit_job *J = arg;
   int64_t n = J->n;
-  float *buf = malloc((size_t)n * (4 * GENE_BLOCK + 6) * sizeof(float));
-  uint8_t *w = malloc((size_t)n);
-  if (!buf || !w) { free(buf); free(w); J->failed = 1; return; }
+  int64_t cap = heap_cap(n, J->perc);
+  float *buf = malloc((size_t)(n * (4 * GENE_BLOCK + 4) + 2 * cap + 2) * sizeof(float));
+  if (!buf) { J->failed = 1; return; }
   float *S = buf, *U = buf + GENE_BLOCK * n, *SS = buf + 2 * GENE_BLOCK * n,
         *US = buf + 3 * GENE_BLOCK * n, *rest = buf + 4 * GENE_BLOCK * n;
-  float *var = rest, *cov = rest + n, *res = rest + 2 * n,
-        *tmp = rest + 3 * n; /* tmp needs 2n; rest + 5n is the copy for the percentile of s */
+  float *var = rest, *cov = rest + n, *tmp = rest + 2 * n, *scratch = rest + 3 * n;
+  top_heap h1 = {scratch + n, 0, cap}, h2 = {scratch + n + cap + 1, 0, cap};
   gather_cols(J->Ms, n, J->g, lo, hi, S);
   gather_cols(J->Mu, n, J->g, lo, hi, U);
   gather_cols(J->Mss, n, J->g, lo, hi, SS);
@@ -179,36 +219,46 @@ static void sto_body(int64_t lo, int64_t hi, int chunk, void *arg) {
   for (int64_t j = lo; j < hi; j++) {
     const float *s = S + (j - lo) * n, *u = U + (j - lo) * n;
     const float *ss = SS + (j - lo) * n, *us = US + (j - lo) * n;
+    float gd = (float)J->gamma_det[j];
+    float ms = s[0], mu = u[0];
+    double sum_r = 0, ss_r = 0, vc = 0, vv = 0;
     for (int64_t i = 0; i < n; i++) {
       var[i] = 2.0f * ss[i] - s[i];
       cov[i] = 2.0f * us[i] + u[i];
+      if (s[i] > ms) ms = s[i];
+      if (u[i] > mu) mu = u[i];
+      float r = u[i] - gd * s[i];
+      sum_r += r;
+      ss_r += (double)r * r;
+      vc += (double)var[i] * cov[i];
+      vv += (double)var[i] * var[i];
     }
-    float gd = (float)J->gamma_det[j];
-    for (int64_t i = 0; i < n; i++) res[i] = u[i] - gd * s[i];
-    double res_std = std_f32(res, n);
-    double vc = 0, vv = 0;
-    for (int64_t i = 0; i < n; i++) { vc += (double)var[i] * cov[i]; vv += (double)var[i] * var[i]; }
+    double mr = sum_r / (double)n, r1 = ss_r / (double)n - mr * mr; /* res_std^2 */
     float g2 = (float)(vc / vv);
-    for (int64_t i = 0; i < n; i++) res[i] = cov[i] - g2 * var[i];
-    double res2_std = std_f32(res, n);
-    /* weights: upper extremes of s/max s + u/max u, or of s alone */
-    extreme_mask(s, u, n, J->perc, tmp, w);
-    float *copy = rest + 5 * n;
-    memcpy(copy, s, (size_t)n * sizeof *s);
-    double bs = vl_percentile_f32(copy, n, J->perc);
-    double a1 = 0, b1 = 0, a2 = 0, b2 = 0;
+    double sum_r2 = 0, ss_r2 = 0;
     for (int64_t i = 0; i < n; i++) {
-      if (w[i] || (double)s[i] >= bs) { a1 += (double)s[i] * u[i]; b1 += (double)s[i] * s[i]; }
-      a2 += (double)var[i] * cov[i];
-      b2 += (double)var[i] * var[i];
+      float r = cov[i] - g2 * var[i];
+      sum_r2 += r;
+      ss_r2 += (double)r * r;
     }
-    double r1 = res_std * res_std, r2 = res2_std * res2_std;
-    double gam = (a1 / r1 + a2 / r2) / (b1 / r1 + b2 / r2);
+    double mr2 = sum_r2 / (double)n, r2 = ss_r2 / (double)n - mr2 * mr2; /* res2_std^2 */
+    /* weights: upper extremes of s/max s + u/max u, or of s alone */
+    if (ms < 1e-3f) ms = 1e-3f;
+    if (mu < 1e-3f) mu = 1e-3f;
+    for (int64_t i = 0; i < n; i++) tmp[i] = s[i] / ms + u[i] / mu;
+    double bound = upper_bound(tmp, n, J->perc, &h1, scratch);
+    double bs = upper_bound(s, n, J->perc, &h2, scratch);
+    double a1 = 0, b1 = 0;
+    for (int64_t i = 0; i < n; i++)
+      if ((double)tmp[i] >= bound || (double)s[i] >= bs) {
+        a1 += (double)s[i] * u[i];
+        b1 += (double)s[i] * s[i];
+      }
+    double gam = (a1 / r1 + vc / r2) / (b1 / r1 + vv / r2);
     if (!isfinite(gam)) gam = J->gamma_det[j];
     J->gamma[j] = (double)(float)gam;
   }
   free(buf);
-  free(w);
 }
 
 vl_status vl_velocity_fit_stochastic(vl_ctx *ctx, int64_t n, int64_t g, const float *Ms,
