@@ -75,16 +75,31 @@ function M.simulate(opts)
     t = T.where(blocked, t * o.block_time, t)
   end
 
-  local a = alpha:index(1, lineage)         -- [n, G]
-  local ts = t_switch:index(1, lineage)
-  local tt = t:unsqueeze(2)                 -- [n, 1]
-  local u, s = M.kinetics(a, beta, gamma, ts, tt)
-  local alpha_now = T.where(tt:lt(ts), a, 0)
-  local velocity = beta * u - gamma * s     -- ds/dt, in expression units
-  local velocity_u = alpha_now - beta * u
+  -- per-cell kinetics in chunks of cells, so that the f64 temporaries stay small at any n
+  local mean_u = T.empty({ n, G }, { dtype = "f64" })
+  local mean_s = T.empty({ n, G }, { dtype = "f64" })
+  local true_s, true_u = T.empty({ n, G }, { dtype = "f32" }), T.empty({ n, G }, { dtype = "f32" })
+  local true_v, true_vu = T.empty({ n, G }, { dtype = "f32" }), T.empty({ n, G }, { dtype = "f32" })
+  local CHUNK = 8192
+  for lo = 1, n, CHUNK do
+    local len = math.min(CHUNK, n - lo + 1)
+    local lin_c = lineage:narrow(1, lo, len)
+    local a = alpha:index(1, lin_c)           -- [len, G]
+    local ts = t_switch:index(1, lin_c)
+    local tt = t:narrow(1, lo, len):unsqueeze(2) -- [len, 1]
+    local u, s = M.kinetics(a, beta, gamma, ts, tt)
+    local alpha_now = T.where(tt:lt(ts), a, 0)
+    mean_u:narrow(1, lo, len):copy_(u * o.scale)
+    mean_s:narrow(1, lo, len):copy_(s * o.scale)
+    true_u:narrow(1, lo, len):copy_(u)
+    true_s:narrow(1, lo, len):copy_(s)
+    true_v:narrow(1, lo, len):copy_(beta * u - gamma * s)   -- ds/dt, in expression units
+    true_vu:narrow(1, lo, len):copy_(alpha_now - beta * u)
+    a, ts, u, s, alpha_now = nil, nil, nil, nil, nil
+    if n > CHUNK then collectgarbage() end
+  end
 
-  local function counts(mean)
-    local m = (mean * o.scale):contiguous()
+  local function counts(m)
     local core = require "velua.core"
     if o.noise == "nb" then
       local theta = T.full({}, o.nb_theta, { dtype = "f64" })
@@ -115,9 +130,9 @@ function M.simulate(opts)
     n_obs = n, n_vars = G,
     X = nil,
     layers = {
-      spliced = counts(s), unspliced = counts(u),
-      true_spliced = s:to("f32"), true_unspliced = u:to("f32"),
-      true_velocity = velocity:to("f32"), true_velocity_u = velocity_u:to("f32"),
+      spliced = counts(mean_s), unspliced = counts(mean_u),
+      true_spliced = true_s, true_unspliced = true_u,
+      true_velocity = true_v, true_velocity_u = true_vu,
     },
     obs = {
       true_t = t:to("f32"),
