@@ -4,6 +4,7 @@
 #include "sparse_csr.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 vl_status vl_csr_validate(const vl_csr *a, vl_error *err) {
@@ -116,7 +117,53 @@ static void run_tasks(int64_t lo, int64_t hi, int chunk, void *arg) {
   else (f32 ? to_dense_f32 : to_dense_f64)(j, r0, r1);
 }
 
+/* Rows visited breadth-first over the pattern of a square matrix (a kNN graph): rows handled
+ * one after the other then share most of the dense rows they read, which stay in cache. Each
+ * output row is still computed on its own, so the result does not change. */
+typedef struct {
+  const row_job *j;
+  const int64_t *order;
+} ordered_job;
+
+static void run_ordered(int64_t lo, int64_t hi, int chunk, void *arg) {
+  (void)chunk;
+  const ordered_job *oj = arg;
+  bool f32 = oj->j->a->dtype == VL_F32;
+  for (int64_t q = lo; q < hi; q++) {
+    int64_t i = oj->order[q];
+    (f32 ? spmm_f32 : spmm_f64)(oj->j, i, i + 1);
+  }
+}
+
+static bool run_rows_bfs(vl_ctx *ctx, row_job *j) {
+  const vl_csr *a = j->a;
+  int64_t n = a->nrows;
+  if (a->ncols != n || n < 1024 || j->k < 32) return false;
+  int64_t *order = malloc((size_t)n * sizeof *order);
+  char *seen = calloc((size_t)n, 1);
+  if (!order || !seen) { free(order); free(seen); return false; }
+  int64_t head = 0, tail = 0;
+  for (int64_t s0 = 0; s0 < n; s0++) {
+    if (seen[s0]) continue;
+    seen[s0] = 1;
+    order[tail++] = s0;
+    while (head < tail) {
+      int64_t i = order[head++];
+      for (int64_t p = a->indptr[i]; p < a->indptr[i + 1]; p++) {
+        int64_t c = a->indices[p];
+        if (!seen[c]) { seen[c] = 1; order[tail++] = c; }
+      }
+    }
+  }
+  free(seen);
+  ordered_job oj = {j, order};
+  vl_parallel_blocks(ctx, n, 64, run_ordered, &oj);
+  free(order);
+  return true;
+}
+
 static void run_rows(vl_ctx *ctx, row_job *j) {
+  if (j->op == OP_SPMM && run_rows_bfs(ctx, j)) return;
   /* below ~32k multiply-adds a thread hand-off costs more than it saves */
   double work = (double)(j->a->nnz + j->a->nrows) * (double)(j->k > 0 ? j->k : 1);
   j->ntasks = (ctx && work >= 32768.0) ? ctx->num_threads : 1;
