@@ -4,6 +4,10 @@
 -- Replies: STREAM (printed text), RESULT (tostring of the value of a last expression), SVG
 -- (a figure), ERROR (message and traceback), MATCHES (completions, one per line), DONE.
 -- State persists across cells in one environment with velua and T = velua.tensor loaded.
+-- Interrupts: a cell runs under core.interrupt_call, so a SIGINT (Jupyter's "interrupt kernel")
+-- ends it with the Lua error "interrupted" (long C kernels stop between blocks, Lua loops at
+-- their next instruction) and the state stays; between cells SIGINT is ignored.
+local core = require "velua.core"
 local M = {}
 
 local function read_frame(input)
@@ -63,6 +67,7 @@ end
 
 function M.serve(input, output)
   local send = make_writer(output)
+  core.interrupt_ignore() -- an interrupt that arrives between cells must not end the kernel
   local velua = require "velua"
   local env = setmetatable({ velua = velua, T = velua.tensor }, { __index = _G })
   env.print = function(...)
@@ -90,9 +95,11 @@ function M.serve(input, output)
         if not fn then send("ERROR", err) end
       end
       if fn then
-        local res = table.pack(xpcall(fn, function(e) return debug.traceback(tostring(e), 2) end))
+        -- level 3: above this handler and interrupt_call's own C handler
+        local res = table.pack(core.interrupt_call(fn, function(e) return debug.traceback(tostring(e), 3) end))
         if not res[1] then
-          local tb = tostring(res[2]):gsub("\n[^\n]*kernel_server%.lua.*$", "")
+          local tb = tostring(res[2]):gsub("\n[^\n]*velua%.core%.interrupt_call.*$", "")
+            :gsub("\n[^\n]*kernel_server%.lua.*$", "")
           send("ERROR", tb)
         else
           for i = 2, res.n do
