@@ -67,7 +67,6 @@ end
 
 function M.serve(input, output)
   local send = make_writer(output)
-  core.interrupt_ignore() -- an interrupt that arrives between cells must not end the kernel
   local velua = require "velua"
   local env = setmetatable({ velua = velua, T = velua.tensor }, { __index = _G })
   env.print = function(...)
@@ -126,6 +125,7 @@ end
 if arg and arg[0] and arg[0]:match("kernel_server%.lua$") then
   local fd = os.getenv("VELUA_KERNEL_FD")
   local out = fd and assert(io.open("/dev/fd/" .. fd, "w")) or io.stdout
+  core.interrupt_ignore() -- an interrupt that arrives between cells must not end the kernel
   M.serve(io.stdin, out)
 end
 
