@@ -146,6 +146,36 @@ os._exit(0)  # skips jupyter_client's noisy destructors at interpreter exit
     assert.is_truthy(cells[5].text:find("nil", 1, true), out)
     assert.are.equal("ok", cells[7].status, out)
     assert.is_truthy(cells[7].text:find("43", 1, true), out)
-    os.execute("rm -rf " .. dir)
   end)
+
+  -- the notebooks in notebooks/ run headlessly through the kernel; any failing cell fails
+  -- (their own asserts check that training worked)
+  it("runs notebooks/01_tensors_and_training.ipynb, stored without outputs", function()
+    local ok, out = sh(string.format("bash %s/scripts/jupyter/install_kernel.sh %s/kernels/velua", root, dir))
+    assert.is_true(ok, out)
+    local nb_path = root .. "/notebooks/01_tensors_and_training.ipynb"
+    ok, out = sh(string.format([[/usr/bin/python3 -c "
+import nbformat, sys
+nb = nbformat.read(sys.argv[1], 4)
+nbformat.validate(nb)
+code = [c for c in nb.cells if c.cell_type == 'code']
+assert nb.metadata.kernelspec.name == 'velua', nb.metadata.kernelspec
+assert all(not c.outputs and c.execution_count is None for c in code), 'stored with outputs'
+print('cells', len(code))" %s]], nb_path))
+    assert.is_true(ok, out)
+    local t0 = os.time()
+    ok, out = sh(string.format("cd %s && JUPYTER_PATH=%s timeout 120 jupyter nbconvert --to notebook --execute " ..
+      "--output %s/nb01.ipynb %s", dir, dir, dir, nb_path))
+    assert.is_true(ok, out)
+    assert.is_true(os.time() - t0 <= 60, "the notebook took " .. (os.time() - t0) .. " s")
+    local nb = assert(io.open(dir .. "/nb01.ipynb")):read("a")
+    assert.is_falsy(nb:find('"output_type": "error"', 1, true), nb)
+    assert.is_truthy(nb:find("AnnData object with n_obs", 1, true), nb)
+    assert.is_truthy(nb:find("epochs: 100%|", 1, true), nb)            -- the progress bar
+    assert.is_truthy(nb:find("image/svg+xml", 1, true), nb)            -- the loss curve
+    assert.is_truthy(nb:find("training loss [%d%.]+ %-> [%d%.]+"), nb)
+    assert.is_truthy(nb:find("Pearson r 0%.9"), nb)
+  end)
+
+  teardown(function() os.execute("rm -rf " .. dir) end)
 end)

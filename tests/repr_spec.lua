@@ -49,12 +49,13 @@ describe("repr", function()
       tostring(velua.pl.figure { ncols = 3, nrows = 2, width = 200, height = 200 }))
   end)
 
-  it("the kernel shows an AnnData as its repr and a figure as SVG", function()
+  it("the kernel shows an AnnData as its repr (also after statements) and a figure as SVG", function()
     local server = require "velua.kernel_server"
     local input, output = io.tmpfile(), io.tmpfile()
     local function frame(kind, payload) input:write(kind, " ", #payload, "\n", payload) end
     frame("EXEC", "ad = velua.AnnData{X = T.zeros(2, 3), layers = {spliced = T.zeros(2, 3)}}")
-    frame("EXEC", "ad")
+    frame("EXEC", "local n = ad.n_obs\n  ad  \n")   -- statements, then a bare expression
+    frame("EXEC", "x = 1\nx +")                      -- a syntax error stays one
     frame("EXEC", "velua.pl.lines(T.tensor{1, 2})")
     frame("QUIT", "")
     input:seek("set")
@@ -71,7 +72,10 @@ describe("repr", function()
     assert.are.same({ "DONE", "" }, replies[1])
     assert.are.same({ "RESULT", "AnnData object with n_obs × n_vars = 2 × 3\n    layers: 'spliced'" }, replies[2])
     assert.are.same({ "DONE", "" }, replies[3])
-    assert.are.equal("SVG", replies[4][1])
-    assert.matches("^<svg", replies[4][2])
+    assert.are.equal("ERROR", replies[4][1])
+    assert.matches("^cell:2: syntax error near", replies[4][2])
+    assert.are.same({ "DONE", "" }, replies[5])
+    assert.are.equal("SVG", replies[6][1])
+    assert.matches("^<svg", replies[6][2])
   end)
 end)

@@ -1,7 +1,8 @@
 -- The Lua side of the velua Jupyter kernel (scripts/jupyter/velua_kernel.py drives it).
 -- Requests arrive on stdin, replies go to the file descriptor named by VELUA_KERNEL_FD, both as
 -- frames "<KIND> <nbytes>\n<payload>". Requests: EXEC (code), COMPLETE (code up to the cursor).
--- Replies: STREAM (printed text), RESULT (tostring of the value of a last expression), SVG
+-- Replies: STREAM (printed text), RESULT (tostring of the value of the cell when it is an
+-- expression, of its `return`, or of a bare expression on its last line), SVG
 -- (a figure), ERROR (message and traceback), MATCHES (completions, one per line), DONE.
 -- State persists across cells in one environment with velua and T = velua.tensor loaded.
 -- Interrupts: a cell runs under core.interrupt_call, so a SIGINT (Jupyter's "interrupt kernel")
@@ -91,7 +92,12 @@ function M.serve(input, output)
       if not fn then
         local err
         fn, err = load(payload, "=cell", "t", env)
-        if not fn then send("ERROR", err) end
+        if not fn then
+          -- statements ending in a bare expression ("ad = ...\nad"), as in IPython
+          local head, last = payload:gsub("%s+$", ""):match("^(.*\n)[ \t]*([^\n]*)$")
+          fn = head and last ~= "" and load(head .. "return " .. last, "=cell", "t", env)
+          if not fn then send("ERROR", err) end
+        end
       end
       if fn then
         -- level 3: above this handler and interrupt_call's own C handler
