@@ -112,10 +112,10 @@ int vl_ctx_set_threads(vl_ctx *ctx, int n) {
   return n;
 }
 
-/* Runs ntasks tasks of `per` items over [0, n) on the pool, or serially. With stop non-NULL no
- * task starts once *stop is set; returns whether tasks were skipped that way. */
+/* Runs ntasks tasks of `per` items over [0, n) on the pool, or serially. With halt non-NULL no
+ * task starts once *halt is set; returns whether tasks were skipped that way. */
 static bool run_job(vl_ctx *ctx, int64_t n, int64_t per, int ntasks, vl_range_fn fn, void *arg,
-                    const volatile sig_atomic_t *stop) {
+                    const volatile sig_atomic_t *halt) {
   vl_pool *p = ctx ? ctx->pool : NULL;
   bool parallel = p && ctx->num_threads > 1 && ntasks > 1;
   if (parallel) {
@@ -126,7 +126,7 @@ static bool run_job(vl_ctx *ctx, int64_t n, int64_t per, int ntasks, vl_range_fn
   }
   if (!parallel) {
     for (int k = 0; k < ntasks; k++) {
-      if (stop && *stop) return true;
+      if (halt && *halt) return true;
       int64_t lo = (int64_t)k * per, hi = lo + per < n ? lo + per : n;
       fn(lo, hi, k, arg);
     }
@@ -139,7 +139,7 @@ static bool run_job(vl_ctx *ctx, int64_t n, int64_t per, int ntasks, vl_range_fn
   p->ntasks = ntasks;
   p->next_task = 0;
   p->pending = ntasks;
-  p->halt = stop;
+  p->halt = halt;
   p->skipped = false;
   p->generation++;
   /* wake only as many workers as the thread count allows beyond the caller */
