@@ -121,7 +121,8 @@ vl_status vl_recursive_neighbors(vl_ctx *ctx, int64_t n, int64_t k, const int64_
       return vl_fail(err, VL_ERR_INDEX, "neighbour index %lld out of range at row %lld",
                      (long long)nbr[p], (long long)(p / (k ? k : 1)));
   rec_job J = {n, k, depth, include_self, nbr, counts, indptr, indices, 0};
-  vl_parallel_blocks(ctx, n, 4096, rec_body, &J);
+  vl_status st = vl_parallel_blocks(ctx, n, 4096, rec_body, &J);
+  if (st != VL_OK) return vl_fail(err, st, "interrupted");
   if (J.failed) return vl_fail(err, VL_ERR_NOMEM, "cannot allocate neighbour sets");
   return VL_OK;
 }

@@ -22,11 +22,21 @@ struct vl_pool {
   int ntasks;
   int next_task;          /* next task to claim */
   int pending;            /* tasks not yet finished */
+  const volatile sig_atomic_t *halt; /* non-NULL: no task starts once *halt is set */
+  bool skipped;           /* some tasks were not run because of *halt */
 };
 
 static void run_tasks(vl_pool *p) {
   /* called with p->mu held; returns with it held */
   while (p->next_task < p->ntasks) {
+    if (p->halt && *p->halt) {
+      /* interrupted: the unclaimed tasks count as done without running */
+      p->pending -= p->ntasks - p->next_task;
+      p->next_task = p->ntasks;
+      p->skipped = true;
+      if (p->pending == 0) pthread_cond_broadcast(&p->done_cv);
+      break;
+    }
     int k = p->next_task++;
     vl_range_fn fn = p->fn;
     void *arg = p->arg;
@@ -102,8 +112,10 @@ int vl_ctx_set_threads(vl_ctx *ctx, int n) {
   return n;
 }
 
-/* Runs ntasks tasks of `per` items over [0, n) on the pool, or serially. */
-static void run_job(vl_ctx *ctx, int64_t n, int64_t per, int ntasks, vl_range_fn fn, void *arg) {
+/* Runs ntasks tasks of `per` items over [0, n) on the pool, or serially. With halt non-NULL no
+ * task starts once *halt is set; returns whether tasks were skipped that way. */
+static bool run_job(vl_ctx *ctx, int64_t n, int64_t per, int ntasks, vl_range_fn fn, void *arg,
+                    const volatile sig_atomic_t *halt) {
   vl_pool *p = ctx ? ctx->pool : NULL;
   bool parallel = p && ctx->num_threads > 1 && ntasks > 1;
   if (parallel) {
@@ -114,10 +126,11 @@ static void run_job(vl_ctx *ctx, int64_t n, int64_t per, int ntasks, vl_range_fn
   }
   if (!parallel) {
     for (int k = 0; k < ntasks; k++) {
+      if (halt && *halt) return true;
       int64_t lo = (int64_t)k * per, hi = lo + per < n ? lo + per : n;
       fn(lo, hi, k, arg);
     }
-    return;
+    return false;
   }
   p->fn = fn;
   p->arg = arg;
@@ -126,6 +139,8 @@ static void run_job(vl_ctx *ctx, int64_t n, int64_t per, int ntasks, vl_range_fn
   p->ntasks = ntasks;
   p->next_task = 0;
   p->pending = ntasks;
+  p->halt = halt;
+  p->skipped = false;
   p->generation++;
   /* wake only as many workers as the thread count allows beyond the caller */
   int wake = ctx->num_threads - 1;
@@ -133,8 +148,11 @@ static void run_job(vl_ctx *ctx, int64_t n, int64_t per, int ntasks, vl_range_fn
   else for (int i = 0; i < wake; i++) pthread_cond_signal(&p->work_cv);
   run_tasks(p);
   while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+  bool skipped = p->skipped;
+  p->halt = NULL;
   p->busy = false;
   pthread_mutex_unlock(&p->mu);
+  return skipped;
 }
 
 void vl_parallel_for(vl_ctx *ctx, int64_t n, int64_t grain, vl_range_fn fn, void *arg) {
@@ -145,13 +163,14 @@ void vl_parallel_for(vl_ctx *ctx, int64_t n, int64_t grain, vl_range_fn fn, void
   if (ntasks > threads) ntasks = threads;
   if (ntasks < 1) ntasks = 1;
   int64_t per = (n + ntasks - 1) / ntasks;
-  run_job(ctx, n, per, (int)ntasks, fn, arg);
+  run_job(ctx, n, per, (int)ntasks, fn, arg, NULL);
 }
 
-void vl_parallel_blocks(vl_ctx *ctx, int64_t n, int64_t block, vl_range_fn fn, void *arg) {
-  if (n <= 0) return;
+vl_status vl_parallel_blocks(vl_ctx *ctx, int64_t n, int64_t block, vl_range_fn fn, void *arg) {
+  if (n <= 0) return VL_OK;
   if (block < 1) block = 1;
   int64_t nblocks = (n + block - 1) / block;
   if (nblocks > 0x7fffffff) nblocks = 0x7fffffff; /* cannot happen for real sizes */
-  run_job(ctx, n, block, (int)nblocks, fn, arg);
+  bool skipped = run_job(ctx, n, block, (int)nblocks, fn, arg, ctx ? ctx->interrupt : NULL);
+  return skipped ? VL_ERR_INTERRUPTED : VL_OK;
 }

@@ -11,7 +11,8 @@ typedef enum {
   VL_ERR_VALUE,       /* bad value (negative size, NaN where not allowed, ...) */
   VL_ERR_NOMEM,       /* allocation failed */
   VL_ERR_IO,          /* file or library failure */
-  VL_ERR_UNSUPPORTED  /* valid request the core cannot do */
+  VL_ERR_UNSUPPORTED, /* valid request the core cannot do */
+  VL_ERR_INTERRUPTED  /* stopped early on request (ctx->interrupt); outputs are incomplete */
 } vl_status;
 
 #define VL_ERRMSG_SIZE 512

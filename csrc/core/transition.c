@@ -71,9 +71,12 @@ static void norm_body(int64_t lo, int64_t hi, int chunk, void *arg) {
   }
 }
 
-void vl_csr_normalize_abs_rows(vl_ctx *ctx, int64_t n, const int64_t *indptr, float *values) {
+vl_status vl_csr_normalize_abs_rows(vl_ctx *ctx, int64_t n, const int64_t *indptr, float *values,
+                                    vl_error *err) {
   norm_job J = {indptr, values};
-  vl_parallel_blocks(ctx, n, 1024, norm_body, &J);
+  vl_status st = vl_parallel_blocks(ctx, n, 1024, norm_body, &J);
+  if (st != VL_OK) return vl_fail(err, st, "interrupted");
+  return VL_OK;
 }
 
 typedef struct {
@@ -129,7 +132,8 @@ vl_status vl_velocity_embedding(vl_ctx *ctx, const vl_csr *T, int64_t d, const d
       return vl_fail(err, VL_ERR_VALUE, "the embedding has a non-finite value at row %lld",
                      (long long)(p / d + 1));
   emb_job J = {T, d, X, retain_scale, V, 0};
-  vl_parallel_blocks(ctx, T->nrows, 256, emb_body, &J);
+  vl_status st = vl_parallel_blocks(ctx, T->nrows, 256, emb_body, &J);
+  if (st != VL_OK) return vl_fail(err, st, "interrupted");
   if (J.failed) return vl_fail(err, VL_ERR_NOMEM, "cannot allocate embedding buffers");
   return VL_OK;
 }
@@ -173,7 +177,8 @@ vl_status vl_csr_row_correlation(vl_ctx *ctx, const vl_csr *a, const vl_csr *b, 
   if (a->nrows != b->nrows || a->ncols != b->ncols)
     return vl_fail(err, VL_ERR_SHAPE, "matrices of different shapes");
   rc_job J = {a, b, r};
-  vl_parallel_blocks(ctx, a->nrows, 1024, rc_body, &J);
+  vl_status st = vl_parallel_blocks(ctx, a->nrows, 1024, rc_body, &J);
+  if (st != VL_OK) return vl_fail(err, st, "interrupted");
   return VL_OK;
 }
 

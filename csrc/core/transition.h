@@ -26,7 +26,8 @@ vl_status vl_transition_kernel(const vl_csr *pos, const vl_csr *neg, const float
 
 /* Divides each row of the f32 CSR matrix (values in place) by the sum of its absolute values;
  * rows summing to 0 are left unchanged. Sums in double. */
-void vl_csr_normalize_abs_rows(vl_ctx *ctx, int64_t n, const int64_t *indptr, float *values);
+vl_status vl_csr_normalize_abs_rows(vl_ctx *ctx, int64_t n, const int64_t *indptr, float *values,
+                                    vl_error *err);
 
 /* Density-corrected embedded velocity: for each row i with stored entries j != i and T_ij != 0,
  * e_ij = (x_j - x_i) / |x_j - x_i| (0 when x_j = x_i),

@@ -196,7 +196,8 @@ vl_status vl_velocity_fit_deterministic(vl_ctx *ctx, int64_t n, int64_t g, const
   if (n < 1) return vl_fail(err, VL_ERR_SHAPE, "velocity needs at least one cell");
   if (!(perc >= 0 && perc <= 100)) return vl_fail(err, VL_ERR_VALUE, "perc must be in [0, 100], got %g", perc);
   fit_job J = {n, g, Ms, Mu, NULL, NULL, NULL, perc, out, NULL, 0};
-  vl_parallel_blocks(ctx, g, GENE_BLOCK, det_body, &J);
+  vl_status st = vl_parallel_blocks(ctx, g, GENE_BLOCK, det_body, &J);
+  if (st != VL_OK) return vl_fail(err, st, "interrupted");
   if (J.failed) return vl_fail(err, VL_ERR_NOMEM, "cannot allocate velocity fit buffers");
   return VL_OK;
 }
@@ -268,7 +269,8 @@ vl_status vl_velocity_fit_stochastic(vl_ctx *ctx, int64_t n, int64_t g, const fl
   if (n < 1) return vl_fail(err, VL_ERR_SHAPE, "velocity needs at least one cell");
   if (!(perc >= 0 && perc <= 100)) return vl_fail(err, VL_ERR_VALUE, "perc must be in [0, 100], got %g", perc);
   fit_job J = {n, g, Ms, Mu, Mss, Mus, gamma_det, perc, NULL, gamma, 0};
-  vl_parallel_blocks(ctx, g, GENE_BLOCK, sto_body, &J);
+  vl_status st = vl_parallel_blocks(ctx, g, GENE_BLOCK, sto_body, &J);
+  if (st != VL_OK) return vl_fail(err, st, "interrupted");
   if (J.failed) return vl_fail(err, VL_ERR_NOMEM, "cannot allocate velocity fit buffers");
   return VL_OK;
 }

@@ -163,8 +163,9 @@ vl_status vl_velocity_correlations(vl_ctx *ctx, int64_t n, int64_t g, const floa
   }
   free(seen);
   corr_job J = {n, g, X, V, pick_sums(sqrt_transform), indptr, indices, vals, order};
-  vl_parallel_blocks(ctx, n, 32, corr_body, &J);
+  vl_status st = vl_parallel_blocks(ctx, n, 32, corr_body, &J);
   free(order);
+  if (st != VL_OK) return vl_fail(err, st, "interrupted");
   return VL_OK;
 }
 
@@ -216,6 +217,7 @@ vl_status vl_velocity_confidence(vl_ctx *ctx, int64_t n, int64_t g, const float 
       return vl_fail(err, VL_ERR_INDEX, "neighbour index %lld out of range [0, %lld)",
                      (long long)nbr[p], (long long)n);
   conf_job J = {n, g, k, V, nbr, R};
-  vl_parallel_blocks(ctx, n, 64, conf_body, &J);
+  vl_status st = vl_parallel_blocks(ctx, n, 64, conf_body, &J);
+  if (st != VL_OK) return vl_fail(err, st, "interrupted");
   return VL_OK;
 }

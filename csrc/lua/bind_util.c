@@ -95,6 +95,9 @@ vlua_tensor *vlua_check(lua_State *L, int arg) {
 }
 
 void vlua_check_status(lua_State *L, const char *fname, vl_status st, const vl_error *err) {
+  /* an interrupt during the kernel: its outputs may be incomplete, never hand them out */
+  if (st == VL_OK || st == VL_ERR_INTERRUPTED) vlua_interrupt_check(L);
+  if (st == VL_ERR_INTERRUPTED) luaL_error(L, "interrupted");
   if (st != VL_OK) {
     if (err && err->msg[0]) luaL_error(L, "%s: %s", fname, err->msg);
     luaL_error(L, "%s: failed (status %d)", fname, (int)st);

@@ -333,7 +333,9 @@ static int l_normalize_abs_rows(lua_State *L) {
     luaL_error(L, "%s: indptr does not match values", fn);
   vlua_tensor *out = new_vec(L, VL_F32, v->t.shape[0]);
   memcpy(out->t.data, v->t.data, (size_t)v->t.shape[0] * sizeof(float));
-  vl_csr_normalize_abs_rows(vlua_ctx(L), n, indptr, (float *)out->t.data);
+  vl_error err;
+  vlua_check_status(L, fn, vl_csr_normalize_abs_rows(vlua_ctx(L), n, indptr, (float *)out->t.data, &err),
+                    &err);
   return 1;
 }
 

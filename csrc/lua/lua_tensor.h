@@ -51,8 +51,11 @@ vlua_tensor *vlua_test(lua_State *L, int arg);
 /* Records an in-place write into t's storage (bumps its version). */
 static inline void vlua_mark_written(vlua_tensor *t) { t->storage->version++; }
 
-/* Raises a Lua error "fname: message" when st != VL_OK. */
+/* Raises a Lua error "fname: message" when st != VL_OK, and "interrupted" when an interrupt
+ * arrived during an interrupt_call (see bind_interrupt.c) or st is VL_ERR_INTERRUPTED. */
 void vlua_check_status(lua_State *L, const char *fname, vl_status st, const vl_error *err);
+/* Raises "interrupted" (and consumes the interrupt) if a SIGINT arrived while armed. */
+void vlua_interrupt_check(lua_State *L);
 
 /* A 1-based dim (negative counts from the end) at arg converted to 0-based; `extra` allows the
  * position one past the last dim (for unsqueeze/stack). */
@@ -93,5 +96,6 @@ void vlua_register_optim(lua_State *L);
 void vlua_register_special(lua_State *L);
 void vlua_register_pp(lua_State *L);
 void vlua_register_velocity(lua_State *L);
+void vlua_register_interrupt(lua_State *L);
 
 #endif

@@ -56,6 +56,7 @@ int luaopen_velua_core(lua_State *L) {
   vl_ctx *ctx = lua_newuserdatauv(L, sizeof(vl_ctx), 0);
   ctx->pool = NULL;
   ctx->num_threads = 1;
+  ctx->interrupt = NULL; /* pointed at the SIGINT flag during interrupt_call */
   lua_newtable(L);
   lua_pushcfunction(L, ctx_gc);
   lua_setfield(L, -2, "__gc");
@@ -96,6 +97,7 @@ int luaopen_velua_core(lua_State *L) {
   vlua_register_special(L);
   vlua_register_pp(L);
   vlua_register_velocity(L);
+  vlua_register_interrupt(L);
   luaL_getmetatable(L, VLUA_TENSOR_MT);
   lua_setfield(L, -2, "tensor_metatable");
   lua_pushinteger(L, VL_MAX_DIMS);

@@ -20,6 +20,13 @@ local function traceback(e)
   return (debug.traceback(e, 2):gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
 end
 
+-- xpcall during which Ctrl-C (SIGINT) raises "interrupted", also inside long C kernels.
+local function guarded(f, msgh, ...)
+  local ok, core = pcall(require, "velua.core")
+  if ok and core.interrupt_call then return core.interrupt_call(f, msgh, ...) end
+  return xpcall(f, msgh, ...)
+end
+
 local function fail(msg)
   io.stderr:write("velua: ", msg, "\n")
   return 1
@@ -35,13 +42,13 @@ local function run(args)
   if not chunk then return fail(err) end
   local script_args = { [0] = path, table.unpack(args, 3, #args) }
   _G.arg = script_args
-  local ok, e = xpcall(chunk, traceback, table.unpack(script_args, 1, #script_args))
+  local ok, e = guarded(chunk, traceback, table.unpack(script_args, 1, #script_args))
   if not ok then return fail(e) end
   return 0
 end
 
 local function demo(args)
-  local ok, e = xpcall(function() return require("velua.demo").run { outdir = args[2] } end, traceback)
+  local ok, e = guarded(function() return require("velua.demo").run { outdir = args[2] } end, traceback)
   if not ok then return fail(e) end
   return 0
 end

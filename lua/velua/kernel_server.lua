@@ -1,9 +1,14 @@
 -- The Lua side of the velua Jupyter kernel (scripts/jupyter/velua_kernel.py drives it).
 -- Requests arrive on stdin, replies go to the file descriptor named by VELUA_KERNEL_FD, both as
 -- frames "<KIND> <nbytes>\n<payload>". Requests: EXEC (code), COMPLETE (code up to the cursor).
--- Replies: STREAM (printed text), RESULT (tostring of the value of a last expression), SVG
+-- Replies: STREAM (printed text), RESULT (tostring of the value of the cell when it is an
+-- expression, of its `return`, or of a bare expression on its last line), SVG
 -- (a figure), ERROR (message and traceback), MATCHES (completions, one per line), DONE.
 -- State persists across cells in one environment with velua and T = velua.tensor loaded.
+-- Interrupts: a cell runs under core.interrupt_call, so a SIGINT (Jupyter's "interrupt kernel")
+-- ends it with the Lua error "interrupted" (long C kernels stop between blocks, Lua loops at
+-- their next instruction) and the state stays; between cells SIGINT is ignored.
+local core = require "velua.core"
 local M = {}
 
 local function read_frame(input)
@@ -87,12 +92,19 @@ function M.serve(input, output)
       if not fn then
         local err
         fn, err = load(payload, "=cell", "t", env)
-        if not fn then send("ERROR", err) end
+        if not fn then
+          -- statements ending in a bare expression ("ad = ...\nad"), as in IPython
+          local head, last = payload:gsub("%s+$", ""):match("^(.*\n)[ \t]*([^\n]*)$")
+          fn = head and last ~= "" and load(head .. "return " .. last, "=cell", "t", env)
+          if not fn then send("ERROR", err) end
+        end
       end
       if fn then
-        local res = table.pack(xpcall(fn, function(e) return debug.traceback(tostring(e), 2) end))
+        -- level 3: above this handler and interrupt_call's own C handler
+        local res = table.pack(core.interrupt_call(fn, function(e) return debug.traceback(tostring(e), 3) end))
         if not res[1] then
-          local tb = tostring(res[2]):gsub("\n[^\n]*kernel_server%.lua.*$", "")
+          local tb = tostring(res[2]):gsub("\n[^\n]*velua%.core%.interrupt_call.*$", "")
+            :gsub("\n[^\n]*kernel_server%.lua.*$", "")
           send("ERROR", tb)
         else
           for i = 2, res.n do
@@ -119,6 +131,7 @@ end
 if arg and arg[0] and arg[0]:match("kernel_server%.lua$") then
   local fd = os.getenv("VELUA_KERNEL_FD")
   local out = fd and assert(io.open("/dev/fd/" .. fd, "w")) or io.stdout
+  core.interrupt_ignore() -- an interrupt that arrives between cells must not end the kernel
   M.serve(io.stdin, out)
 end
 

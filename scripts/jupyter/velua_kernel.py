@@ -64,13 +64,30 @@ class VeluaKernel(Kernel):
                    allow_stdin=False):
         if self.proc.poll() is not None:
             self._start()
-        self._send("EXEC", code)
+        # an interrupt during the cell is forwarded to the Lua process, which ends the cell with
+        # the error "interrupted" and keeps its state; the reply loop below just carries on
+        try:
+            previous = signal.signal(signal.SIGINT, self._forward_interrupt)
+        except ValueError:  # not the main thread: KeyboardInterrupt is caught below instead
+            previous = None
+        try:
+            self._send("EXEC", code)
+            return self._execute_replies(silent)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _forward_interrupt(self, signum=None, frame=None):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+
+    def _execute_replies(self, silent):
         status, error = "ok", None
         while True:
             try:
                 kind, payload = self._read()
             except KeyboardInterrupt:
-                self.proc.send_signal(signal.SIGINT)
+                self._forward_interrupt()
                 continue
             if kind is None:
                 status, error = "error", ("KernelDied", "the Lua process exited", [])

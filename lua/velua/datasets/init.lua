@@ -1,5 +1,6 @@
 -- velua.datasets: the built-in seeded simulator of splicing kinetics (SPEC section 8), the
--- project's default demo data, with ground-truth velocity and latent time.
+-- project's default demo data, with ground-truth velocity and latent time; and loaders of the
+-- public data sets (pancreas, dentategyrus, ...: see datasets/loaders.lua, docs/datasets.md).
 --
 -- Per gene g and lineage l: du/dt = alpha(t) - beta u, ds/dt = beta u - gamma s, alpha(t) =
 -- alpha_{l,g} during induction (t < t_switch_{l,g}) and 0 after (repression), from u = s = 0 at
@@ -157,5 +158,11 @@ function M.simulate(opts)
   if velua.AnnData then return velua.AnnData(ad) end
   return ad
 end
+
+-- Loaders of public data sets (datasets/loaders.lua): M.pancreas(path | opts),
+-- M.dentategyrus(...), ..., M.fetch(name, ...), M.available(), M.cache_dir().
+local loaders = require "velua.datasets.loaders"
+for _, name in ipairs(loaders.names) do M[name] = loaders[name] end
+M.fetch, M.available, M.cache_dir = loaders.fetch, loaders.available, loaders.cache_dir
 
 return M
