@@ -1,0 +1,431 @@
+/* UMAP layout SGD, one deterministic parallel pass per epoch (see umap_layout.h). */
+#include "umap_layout.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* a * b + c stays two roundings everywhere: no FMA on CPUs that have it (see run_lanes) */
+#pragma GCC optimize("fp-contract=off")
+
+vl_status vl_umap_prune(const vl_csr *a, int64_t n_epochs, int64_t *indptr, int64_t *indices,
+                        float *values, vl_error *err) {
+  if (n_epochs < 1)
+    return vl_fail(err, VL_ERR_VALUE, "n_epochs = %lld must be positive", (long long)n_epochs);
+  double mx = -INFINITY;
+  for (int64_t p = 0; p < a->nnz; p++) {
+    double v = a->dtype == VL_F32 ? (double)((const float *)a->values)[p]
+                                  : ((const double *)a->values)[p];
+    if (isnan(v)) return vl_fail(err, VL_ERR_VALUE, "the graph holds NaN (entry %lld)", (long long)p);
+    if (v > mx) mx = v;
+  }
+  /* umap-learn: data[data < max / n_epochs] = 0 on float32 data, then zeros eliminated (it
+   * uses default_epochs = 500 or 200 in place of n_epochs <= 10; the caller passes that) */
+  const float thr = (float)((double)(float)mx / (double)n_epochs);
+  int64_t q = 0;
+  indptr[0] = 0;
+  for (int64_t i = 0; i < a->nrows; i++) {
+    for (int64_t p = a->indptr[i]; p < a->indptr[i + 1]; p++) {
+      float v = a->dtype == VL_F32 ? ((const float *)a->values)[p]
+                                   : (float)((const double *)a->values)[p];
+      if (v < thr || !(v > 0)) continue;
+      if (indices) {
+        indices[q] = a->indices[p];
+        values[q] = v;
+      }
+      q++;
+    }
+    indptr[i + 1] = q;
+  }
+  return VL_OK;
+}
+
+typedef struct {
+  int64_t n, dim;
+  /* the graph (tails as int32) and its transpose: the in-edges of each vertex, sources
+   * ascending, and where each edge sits in that order */
+  const int64_t *ip, *tptr, *tpos;
+  const int32_t *ix, *tsrc;
+  /* umap-learn's sampling schedule, per edge */
+  const double *eps, *epns;
+  double *eons, *eonns;
+  int32_t *next_due; /* ceil(eons): the edge is sampled at the first epoch t >= it */
+  int32_t *due;      /* epoch of the edge's latest sample */
+  int32_t *tdue;     /* the same in transposed order (read by the edge's tail) */
+  int32_t *nneg;     /* negative samples at that sample */
+  /* positions: S the start-of-epoch snapshot, Y the live ones */
+  const float *S;
+  float *Y;
+  float a, b, two_ab, two_gb, alpha;
+  int32_t epoch;
+  uint64_t key;
+  int32_t nneg_bound; /* largest nneg of this epoch */
+  int32_t *maxneg; /* per parallel task of the schedule: largest nneg this epoch */
+  /* op buffers, one per parallel task, kept across epochs */
+  uint32_t **bufs;
+  int64_t *caps;
+  int failed; /* scratch memory ran out in a worker */
+} sgd_job;
+
+static inline int32_t ceil_epoch(double x) {
+  double c = ceil(x);
+  return c > 2147483647.0 ? 2147483647 : (int32_t)c;
+}
+
+/* the edges due this epoch, as umap-learn decides (eons <= t) and updates its counters */
+static void schedule_edges(int64_t lo, int64_t hi, int chunk, void *arg) {
+  sgd_job *s = arg;
+  const int32_t t = s->epoch;
+  int32_t mx = 0;
+  for (int64_t e = lo; e < hi; e++) {
+    if (s->next_due[e] > t) continue;
+    /* int() of umap-learn: truncation toward zero */
+    const double q = ((double)t - s->eonns[e]) / s->epns[e];
+    const int32_t k = q > 1e9 ? 1000000000 : (int32_t)q;
+    s->nneg[e] = k;
+    if (k > mx) mx = k;
+    s->eons[e] += s->eps[e];
+    s->eonns[e] += (double)k * s->epns[e];
+    s->next_due[e] = ceil_epoch(s->eons[e]);
+    s->due[e] = t;
+    s->tdue[s->tpos[e]] = t;
+  }
+  s->maxneg[chunk] = mx;
+}
+
+static inline float clip4(float v) { return v > 4.0f ? 4.0f : (v < -4.0f ? -4.0f : v); }
+
+/* x^b for x > 0 as 2^(b log2 x), inline and branch-free: log2 of the mantissa from the atanh
+ * series in t = (m - 1) / (m + 1), m in [sqrt(1/2), sqrt(2)) (error < 5e-8), 2^f for
+ * f in [-1/2, 1/2] by its degree-6 Taylor polynomial (relative error < 2e-7); the result is
+ * within about 1e-6 relative of powf's, and flushes to 0 or 2^127 outside [2^-126, 2^127]. */
+static inline float pow_pos(float x, float b) {
+  const union { float f; int32_t i; } u = {x};
+  int32_t e = ((u.i >> 23) & 0xff) - 127;
+  const union { int32_t i; float f; } mant = {(u.i & 0x7fffff) | 0x3f800000};
+  float m = mant.f;
+  e += m > 1.41421356f ? 1 : 0;
+  m = m > 1.41421356f ? m * 0.5f : m;
+  const float t = (m - 1.0f) / (m + 1.0f), t2 = t * t;
+  const float lg = (float)e + t * (2.8853900817779268f +
+                                   t2 * (0.9617966939259756f +
+                                         t2 * (0.5770780163555854f + t2 * 0.41219858311113243f)));
+  float y = b * lg;
+  y = y < -126.0f ? -126.0f : y;
+  y = y > 126.0f ? 126.0f : y;
+  const float r = (y + 12582912.0f) - 12582912.0f; /* round to nearest (|y| < 2^22) */
+  const float f = y - r;
+  float p = 0.00015403530393381606f;
+  p = p * f + 0.0013333558146428443f;
+  p = p * f + 0.009618129107628477f;
+  p = p * f + 0.05550410866482158f;
+  p = p * f + 0.2402265069591007f;
+  p = p * f + 0.6931471805599453f;
+  p = p * f + 1.0f;
+  const union { int32_t i; float f; } scale = {((int32_t)r + 127) << 23};
+  return p * scale.f;
+}
+
+/* The moves of one epoch are run as op lists: per vertex, in umap-learn's order, the partner
+ * of each move with OP_REPEL marking negative samples. Lists of LANES vertices are then run
+ * side by side, one op per vertex per step: each vertex still takes its own moves one after
+ * the other with the same arithmetic, but the lanes are independent chains the CPU (and the
+ * compiler's vector code) can overlap. A vertex's result does not depend on its lane. */
+#define OP_REPEL 0x80000000u
+enum { LANES = 16, CHUNK = 256, DMAX = 16 };
+
+/* The negative-sampling stream: draw p of edge e in epoch t is the high 32 bits of
+ * mix(key + (e << 32 | t) * W1 + (p / 2 + 1) * W2) (half p % 2), mix being SplitMix64's
+ * finaliser (Stafford's variant 13): a counter-based keyed generator, so every draw has a
+ * fixed place and no state is shared between threads. */
+static inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/* writes the ops of vertex j to out; returns their number */
+static int64_t make_ops(const sgd_job *s, int64_t j, uint32_t *out) {
+  const uint64_t n = (uint64_t)s->n;
+  const int32_t t = s->epoch;
+  int64_t c = 0, q = s->tptr[j];
+  const int64_t qend = s->tptr[j + 1];
+  /* as the tail of edges (k, j), k < j: moved toward k */
+  for (; q < qend && s->tsrc[q] < j; q++)
+    if (s->tdue[q] == t) out[c++] = (uint32_t)s->tsrc[q];
+  /* as the head of its own edges, each followed by its negative samples */
+  for (int64_t e = s->ip[j]; e < s->ip[j + 1]; e++) {
+    if (s->due[e] != t) continue;
+    const int32_t nneg = s->nneg[e];
+    const int64_t k = s->ix[e];
+    if (k != j) out[c++] = (uint32_t)k; /* a self-loop moves nothing */
+    const uint64_t base = s->key + (((uint64_t)e << 32) | (uint32_t)t) * 0x9e3779b97f4a7c15ULL;
+    uint64_t word = 0;
+    for (int32_t p = 0; p < nneg; p++) {
+      if ((p & 1) == 0) word = mix64(base + (uint64_t)(p / 2 + 1) * 0xd1b54a32d192ed03ULL);
+      const uint32_t w32 = (p & 1) ? (uint32_t)word : (uint32_t)(word >> 32);
+      /* a vertex in [0, n): the high half of w32 * n */
+      const int64_t kk = (int64_t)(((uint64_t)w32 * n) >> 32);
+      if (kk == j) continue; /* umap-learn skips a sample that is the vertex itself */
+      out[c++] = (uint32_t)kk | OP_REPEL;
+    }
+  }
+  /* as the tail of edges (k, j), k > j */
+  for (; q < qend; q++)
+    if (s->tdue[q] == t && s->tsrc[q] != j) out[c++] = (uint32_t)s->tsrc[q];
+  return c;
+}
+
+/* Runs the ops of vertices [c0, c1) (ops of vertex j at ops[ostart[j - c0] ..
+ * ostart[j - c0 + 1])). Attraction: grad_coeff = -2ab d^(2(b-1)) / (a d^(2b) + 1), none at
+ * d = 0; repulsion: 2 gamma b / ((0.001 + d^2)(a d^(2b) + 1)), and umap-learn's +4 per
+ * coordinate when that is not positive; each coordinate's step clip(grad_coeff * diff, 4) *
+ * alpha. */
+static inline __attribute__((always_inline)) void run_lanes(const sgd_job *s, int64_t c0,
+                                                            int64_t c1, const uint32_t *ops,
+                                                            const int64_t *ostart,
+                                                            const int dim) {
+  float c[DMAX][LANES], o[DMAX][LANES], rep[LANES];
+  int64_t vert[LANES], p[LANES], end[LANES];
+  const float a = s->a, b = s->b, two_ab = s->two_ab, two_gb = s->two_gb, alpha = s->alpha;
+  const float *S = s->S;
+  float *Y = s->Y;
+  int64_t next = c0;
+  int active = 0;
+  for (int l = 0; l < LANES; l++) {
+    vert[l] = -1;
+    for (int d = 0; d < dim; d++) c[d][l] = 0;
+    while (next < c1 && ostart[next - c0] == ostart[next - c0 + 1]) next++;
+    if (next < c1) {
+      vert[l] = next;
+      p[l] = ostart[next - c0];
+      end[l] = ostart[next - c0 + 1];
+      for (int d = 0; d < dim; d++) c[d][l] = Y[next * dim + d];
+      next++;
+      active++;
+    }
+  }
+  while (active > 0) {
+    for (int l = 0; l < LANES; l++) {
+      if (vert[l] >= 0) {
+        const uint32_t op = ops[p[l]];
+        const int64_t k = (int64_t)(op & ~OP_REPEL);
+        rep[l] = (op & OP_REPEL) ? 1.0f : 0.0f;
+        for (int d = 0; d < dim; d++) o[d][l] = S[k * dim + d];
+      } else {
+        rep[l] = 0;
+        for (int d = 0; d < dim; d++) o[d][l] = c[d][l];
+      }
+    }
+    for (int l = 0; l < LANES; l++) {
+      float d2 = 0;
+      for (int d = 0; d < dim; d++) {
+        const float t = c[d][l] - o[d][l];
+        d2 += t * t;
+      }
+      /* branch-free (float selects only), so the lanes become vector code */
+      const float x = d2 > 0 ? d2 : 1.0f;
+      const float pb = pow_pos(x, b);
+      const float den = a * pb + 1.0f;
+      const float ga = -two_ab * pb / (x * den);
+      const float gr = two_gb / ((0.001f + d2) * den);
+      const float r = rep[l];
+      float gc = r > 0 ? gr : ga;
+      gc = d2 > 0 ? gc : 0.0f;
+      const float four = gc > 0 ? 0.0f : r;
+      for (int d = 0; d < dim; d++) {
+        float g = clip4(gc * (c[d][l] - o[d][l]));
+        g = four > 0 ? 4.0f : g;
+        c[d][l] += g * alpha;
+      }
+    }
+    for (int l = 0; l < LANES; l++) {
+      if (vert[l] < 0 || ++p[l] < end[l]) continue;
+      for (int d = 0; d < dim; d++) Y[vert[l] * dim + d] = c[d][l];
+      vert[l] = -1;
+      active--;
+      while (next < c1 && ostart[next - c0] == ostart[next - c0 + 1]) next++;
+      if (next < c1) {
+        vert[l] = next;
+        p[l] = ostart[next - c0];
+        end[l] = ostart[next - c0 + 1];
+        for (int d = 0; d < dim; d++) c[d][l] = Y[next * dim + d];
+        next++;
+        active++;
+      }
+    }
+  }
+}
+
+/* The lane kernels, also built for AVX2 (8 lanes in one register). Floating-point
+ * contraction is off in this file, so both builds do the same IEEE operations and give the
+ * same bits. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define VL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define VL_CLONES
+#endif
+
+VL_CLONES static void run_lanes_2(const sgd_job *s, int64_t c0, int64_t c1, const uint32_t *ops,
+                        const int64_t *ostart) {
+  run_lanes(s, c0, c1, ops, ostart, 2);
+}
+VL_CLONES static void run_lanes_3(const sgd_job *s, int64_t c0, int64_t c1, const uint32_t *ops,
+                        const int64_t *ostart) {
+  run_lanes(s, c0, c1, ops, ostart, 3);
+}
+VL_CLONES static void run_lanes_any(const sgd_job *s, int64_t c0, int64_t c1, const uint32_t *ops,
+                          const int64_t *ostart) {
+  run_lanes(s, c0, c1, ops, ostart, (int)s->dim);
+}
+
+static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
+  sgd_job *s = arg;
+  int64_t ostart[CHUNK + 1];
+  for (int64_t c0 = lo; c0 < hi; c0 += CHUNK) {
+    const int64_t c1 = c0 + CHUNK < hi ? c0 + CHUNK : hi;
+    ostart[0] = 0;
+    for (int64_t j = c0; j < c1; j++) {
+      /* room for every move the vertex could take this epoch */
+      const int64_t at = ostart[j - c0];
+      const int64_t need = at + (s->tptr[j + 1] - s->tptr[j]) +
+                           (s->ip[j + 1] - s->ip[j]) * (1 + (int64_t)s->nneg_bound);
+      if (need > s->caps[chunk]) {
+        const int64_t cap = need + need / 2 + 1024;
+        uint32_t *grown = realloc(s->bufs[chunk], sizeof(uint32_t) * (size_t)cap);
+        if (!grown) {
+          __atomic_store_n(&s->failed, 1, __ATOMIC_RELAXED);
+          return;
+        }
+        s->bufs[chunk] = grown;
+        s->caps[chunk] = cap;
+      }
+      ostart[j - c0 + 1] = at + make_ops(s, j, s->bufs[chunk] + at);
+    }
+    const uint32_t *ops = s->bufs[chunk];
+    if (s->dim == 2) run_lanes_2(s, c0, c1, ops, ostart);
+    else if (s->dim == 3) run_lanes_3(s, c0, c1, ops, ostart);
+    else run_lanes_any(s, c0, c1, ops, ostart);
+  }
+}
+
+vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
+                           const vl_umap_sgd_opts *o, vl_error *err) {
+  if (a->nrows != a->ncols)
+    return vl_fail(err, VL_ERR_SHAPE, "the graph must be square, got %lld x %lld",
+                   (long long)a->nrows, (long long)a->ncols);
+  if (a->dtype != VL_F32) return vl_fail(err, VL_ERR_DTYPE, "the graph values must be f32");
+  if (dim < 1) return vl_fail(err, VL_ERR_VALUE, "dim = %lld must be positive", (long long)dim);
+  if (o->n_epochs < 1 || o->n_epochs > 1000000000)
+    return vl_fail(err, VL_ERR_VALUE, "n_epochs = %lld must be in [1, 1e9]", (long long)o->n_epochs);
+  if (!(o->negative_sample_rate > 0))
+    return vl_fail(err, VL_ERR_VALUE, "negative_sample_rate must be positive");
+  const int64_t n = a->nrows, nnz = a->nnz;
+  const float *w = a->values;
+  if (n >= 0x80000000LL)
+    return vl_fail(err, VL_ERR_UNSUPPORTED, "%lld vertices: at most 2^31 - 1", (long long)n);
+  if (dim > DMAX)
+    return vl_fail(err, VL_ERR_UNSUPPORTED, "n_components = %lld: at most %d", (long long)dim,
+                   (int)DMAX);
+  if (nnz == 0 || n == 0) return VL_OK;
+  float wmax = 0;
+  for (int64_t e = 0; e < nnz; e++) {
+    if (!(w[e] > 0))
+      return vl_fail(err, VL_ERR_VALUE, "graph entry %lld is %g; prune it first (weights must "
+                     "be positive)", (long long)e, (double)w[e]);
+    if (w[e] > wmax) wmax = w[e];
+  }
+  if (nnz >= 0x80000000LL)
+    return vl_fail(err, VL_ERR_UNSUPPORTED, "%lld edges: at most 2^31 - 1", (long long)nnz);
+  vl_status st = VL_OK;
+  double *eps = malloc(sizeof(double) * (size_t)nnz);
+  double *epns = malloc(sizeof(double) * (size_t)nnz);
+  double *eons = malloc(sizeof(double) * (size_t)nnz);
+  double *eonns = malloc(sizeof(double) * (size_t)nnz);
+  int32_t *next_due = malloc(sizeof(int32_t) * (size_t)nnz);
+  int32_t *due = malloc(sizeof(int32_t) * (size_t)nnz);
+  int32_t *tdue = malloc(sizeof(int32_t) * (size_t)nnz);
+  int32_t *nneg = malloc(sizeof(int32_t) * (size_t)nnz);
+  int32_t *ix = malloc(sizeof(int32_t) * (size_t)nnz);
+  int32_t *tsrc = malloc(sizeof(int32_t) * (size_t)nnz);
+  int64_t *tptr = calloc((size_t)(n + 1), sizeof(int64_t));
+  int64_t *tpos = malloc(sizeof(int64_t) * (size_t)nnz);
+  int64_t *fill = malloc(sizeof(int64_t) * (size_t)n);
+  float *S = malloc(sizeof(float) * (size_t)(n * dim));
+  const int ntask = ctx && ctx->num_threads > 1 ? ctx->num_threads : 1;
+  uint32_t **bufs = calloc((size_t)ntask, sizeof(uint32_t *));
+  int64_t *caps = calloc((size_t)ntask, sizeof(int64_t));
+  int32_t *maxneg = calloc((size_t)ntask, sizeof(int32_t));
+  if (!maxneg || !bufs || !caps || !eps || !epns || !eons || !eonns || !next_due || !due || !tdue || !nneg || !ix || !tsrc ||
+      !tptr || !tpos || !fill || !S) {
+    st = vl_fail(err, VL_ERR_NOMEM, "out of memory (UMAP layout of %lld vertices, %lld edges)",
+                 (long long)n, (long long)nnz);
+    goto out;
+  }
+  /* make_epochs_per_sample: n_samples = n_epochs * (w / max w) in f32, then n_epochs / that */
+  const float fe = (float)o->n_epochs;
+  for (int64_t e = 0; e < nnz; e++) {
+    const float ns = fe * (w[e] / wmax);
+    eps[e] = ns > 0 ? (double)o->n_epochs / (double)ns : -1.0;
+    epns[e] = eps[e] / o->negative_sample_rate;
+    eons[e] = eps[e];
+    eonns[e] = epns[e];
+    next_due[e] = ceil_epoch(eons[e]);
+    due[e] = tdue[e] = -1;
+    ix[e] = (int32_t)a->indices[e];
+  }
+  /* in-edges by counting sort: sources ascending within each vertex */
+  for (int64_t e = 0; e < nnz; e++) tptr[a->indices[e] + 1]++;
+  for (int64_t i = 0; i < n; i++) tptr[i + 1] += tptr[i];
+  memcpy(fill, tptr, sizeof(int64_t) * (size_t)n);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t e = a->indptr[i]; e < a->indptr[i + 1]; e++) {
+      const int64_t q = fill[a->indices[e]]++;
+      tsrc[q] = (int32_t)i;
+      tpos[e] = q;
+    }
+  sgd_job s = {
+    .n = n, .dim = dim, .ip = a->indptr, .tptr = tptr, .tpos = tpos, .ix = ix, .tsrc = tsrc,
+    .eps = eps, .epns = epns, .eons = eons, .eonns = eonns, .next_due = next_due, .due = due,
+    .tdue = tdue, .nneg = nneg, .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
+    .two_ab = (float)(2.0 * o->a * o->b), .two_gb = (float)(2.0 * o->gamma * o->b),
+    .key = o->seed, .bufs = bufs, .caps = caps, .maxneg = maxneg};
+  for (int64_t t = 0; t < o->n_epochs; t++) {
+    s.epoch = (int32_t)t;
+    s.alpha = (float)(t == 0 ? o->initial_alpha
+                             : o->initial_alpha * (1.0 - (double)(t - 1) / (double)o->n_epochs));
+    for (int i = 0; i < ntask; i++) maxneg[i] = 0;
+    vl_parallel_for(ctx, nnz, 16384, schedule_edges, &s);
+    s.nneg_bound = 0;
+    for (int i = 0; i < ntask; i++)
+      if (maxneg[i] > s.nneg_bound) s.nneg_bound = maxneg[i];
+    memcpy(S, Y, sizeof(float) * (size_t)(n * dim));
+    vl_parallel_for(ctx, n, 256, move_vertices, &s);
+    if (s.failed) {
+      st = vl_fail(err, VL_ERR_NOMEM, "out of memory (UMAP layout of %lld vertices)", (long long)n);
+      goto out;
+    }
+  }
+out:
+  free(eps);
+  free(epns);
+  free(eons);
+  free(eonns);
+  free(next_due);
+  free(due);
+  free(tdue);
+  free(nneg);
+  free(ix);
+  free(tsrc);
+  free(tptr);
+  free(tpos);
+  free(fill);
+  free(S);
+  if (bufs)
+    for (int i = 0; i < ntask; i++) free(bufs[i]);
+  free(bufs);
+  free(caps);
+  free(maxneg);
+  return st;
+}
