@@ -2,6 +2,7 @@
 #include "umap_layout.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +53,8 @@ typedef struct {
   double *eons, *eonns;
   int32_t *next_due; /* ceil(eons): the edge is sampled at the first epoch t >= it */
   int32_t *due;      /* epoch of the edge's latest sample */
-  int32_t *tdue;     /* the same in transposed order (read by the edge's tail) */
+  int32_t *tdue;     /* the same in transposed order (read by the edge's tail); for a graph
+                      * whose transpose is itself, entry for entry, the same array as due */
   int32_t *nneg;     /* negative samples at that sample */
   /* positions: S the start-of-epoch snapshot, Y the live ones */
   const float *S;
@@ -78,18 +80,29 @@ static void schedule_edges(int64_t lo, int64_t hi, int chunk, void *arg) {
   sgd_job *s = arg;
   const int32_t t = s->epoch;
   int32_t mx = 0;
-  for (int64_t e = lo; e < hi; e++) {
-    if (s->next_due[e] > t) continue;
-    /* int() of umap-learn: truncation toward zero */
-    const double q = ((double)t - s->eonns[e]) / s->epns[e];
-    const int32_t k = q > 1e9 ? 1000000000 : (int32_t)q;
-    s->nneg[e] = k;
-    if (k > mx) mx = k;
-    s->eons[e] += s->eps[e];
-    s->eonns[e] += (double)k * s->epns[e];
-    s->next_due[e] = ceil_epoch(s->eons[e]);
-    s->due[e] = t;
-    s->tdue[s->tpos[e]] = t;
+  int64_t list[256];
+  for (int64_t e0 = lo; e0 < hi; e0 += 256) {
+    const int64_t e1 = e0 + 256 < hi ? e0 + 256 : hi;
+    /* the due edges of the block, gathered without branches (which edges are due looks
+     * random to a branch predictor) */
+    int64_t m = 0;
+    for (int64_t e = e0; e < e1; e++) {
+      list[m] = e;
+      m += s->next_due[e] <= t;
+    }
+    for (int64_t r = 0; r < m; r++) {
+      const int64_t e = list[r];
+      /* int() of umap-learn: truncation toward zero */
+      const double q = ((double)t - s->eonns[e]) / s->epns[e];
+      const int32_t k = q > 1e9 ? 1000000000 : (int32_t)q;
+      s->nneg[e] = k;
+      if (k > mx) mx = k;
+      s->eons[e] += s->eps[e];
+      s->eonns[e] += (double)k * s->epns[e];
+      s->next_due[e] = ceil_epoch(s->eons[e]);
+      s->due[e] = t;
+      if (s->tdue != s->due) s->tdue[s->tpos[e]] = t;
+    }
   }
   s->maxneg[chunk] = mx;
 }
@@ -151,29 +164,88 @@ static int64_t make_ops(const sgd_job *s, int64_t j, uint32_t *out) {
   const int32_t t = s->epoch;
   int64_t c = 0, q = s->tptr[j];
   const int64_t qend = s->tptr[j + 1];
+  /* Slots are written unconditionally and kept by advancing c on a condition: due or not is
+   * unpredictable, and branches on it cost more than the stores. */
   /* as the tail of edges (k, j), k < j: moved toward k */
-  for (; q < qend && s->tsrc[q] < j; q++)
-    if (s->tdue[q] == t) out[c++] = (uint32_t)s->tsrc[q];
+  for (; q < qend && s->tsrc[q] < j; q++) {
+    out[c] = (uint32_t)s->tsrc[q];
+    c += s->tdue[q] == t;
+  }
   /* as the head of its own edges, each followed by its negative samples */
-  for (int64_t e = s->ip[j]; e < s->ip[j + 1]; e++) {
-    if (s->due[e] != t) continue;
+  int64_t list[64];
+  for (int64_t e0 = s->ip[j]; e0 < s->ip[j + 1]; e0 += 64) {
+    const int64_t e1 = e0 + 64 < s->ip[j + 1] ? e0 + 64 : s->ip[j + 1];
+    int64_t m = 0;
+    for (int64_t e = e0; e < e1; e++) {
+      list[m] = e;
+      m += s->due[e] == t;
+    }
+    for (int64_t r = 0; r < m; r++) {
+      const int64_t e = list[r];
+      const int32_t nneg = s->nneg[e];
+      const int64_t k = s->ix[e];
+      out[c] = (uint32_t)k;
+      c += k != j; /* a self-loop moves nothing */
+      const uint64_t base = s->key + (((uint64_t)e << 32) | (uint32_t)t) * 0x9e3779b97f4a7c15ULL;
+      uint64_t word = 0;
+      for (int32_t p = 0; p < nneg; p++) {
+        if ((p & 1) == 0) word = mix64(base + (uint64_t)(p / 2 + 1) * 0xd1b54a32d192ed03ULL);
+        const uint32_t w32 = (p & 1) ? (uint32_t)word : (uint32_t)(word >> 32);
+        /* a vertex in [0, n): the high half of w32 * n */
+        const int64_t kk = (int64_t)(((uint64_t)w32 * n) >> 32);
+        out[c] = (uint32_t)kk | OP_REPEL;
+        c += kk != j; /* umap-learn skips a sample that is the vertex itself */
+      }
+    }
+  }
+  /* as the tail of edges (k, j), k > j */
+  for (; q < qend; q++) {
+    out[c] = (uint32_t)s->tsrc[q];
+    c += (s->tdue[q] == t) & (s->tsrc[q] != j);
+  }
+  return c;
+}
+
+/* make_ops for a graph that is its own transpose (tdue == due): the in-edges of j sit at its
+ * own row's positions, so one pass finds the due positions and the three groups of moves are
+ * emitted from that list. Same ops in the same order as make_ops. Rows up to 512 entries. */
+static int64_t make_ops_self_transpose(const sgd_job *s, int64_t j, uint32_t *out) {
+  const uint64_t n = (uint64_t)s->n;
+  const int32_t t = s->epoch;
+  const int64_t e0 = s->ip[j], e1 = s->ip[j + 1];
+  int32_t list[512];
+  int64_t m = 0, c = 0;
+  for (int64_t e = e0; e < e1; e++) {
+    list[m] = (int32_t)(e - e0);
+    m += s->due[e] == t;
+  }
+  int64_t r = 0;
+  /* as the tail of edges (k, j), k < j */
+  for (; r < m && s->ix[e0 + list[r]] < j; r++) out[c++] = (uint32_t)s->ix[e0 + list[r]];
+  const int64_t split = r;
+  /* as the head of its own edges, each followed by its negative samples */
+  for (r = 0; r < m; r++) {
+    const int64_t e = e0 + list[r];
     const int32_t nneg = s->nneg[e];
     const int64_t k = s->ix[e];
-    if (k != j) out[c++] = (uint32_t)k; /* a self-loop moves nothing */
+    out[c] = (uint32_t)k;
+    c += k != j;
     const uint64_t base = s->key + (((uint64_t)e << 32) | (uint32_t)t) * 0x9e3779b97f4a7c15ULL;
     uint64_t word = 0;
     for (int32_t p = 0; p < nneg; p++) {
       if ((p & 1) == 0) word = mix64(base + (uint64_t)(p / 2 + 1) * 0xd1b54a32d192ed03ULL);
       const uint32_t w32 = (p & 1) ? (uint32_t)word : (uint32_t)(word >> 32);
-      /* a vertex in [0, n): the high half of w32 * n */
       const int64_t kk = (int64_t)(((uint64_t)w32 * n) >> 32);
-      if (kk == j) continue; /* umap-learn skips a sample that is the vertex itself */
-      out[c++] = (uint32_t)kk | OP_REPEL;
+      out[c] = (uint32_t)kk | OP_REPEL;
+      c += kk != j;
     }
   }
   /* as the tail of edges (k, j), k > j */
-  for (; q < qend; q++)
-    if (s->tdue[q] == t && s->tsrc[q] != j) out[c++] = (uint32_t)s->tsrc[q];
+  for (r = split; r < m; r++) {
+    const int64_t k = s->ix[e0 + list[r]];
+    out[c] = (uint32_t)k;
+    c += k != j;
+  }
   return c;
 }
 
@@ -186,38 +258,45 @@ static inline __attribute__((always_inline)) void run_lanes(const sgd_job *s, in
                                                             int64_t c1, const uint32_t *ops,
                                                             const int64_t *ostart,
                                                             const int dim) {
+  /* per lane: coordinates, partner, position in ops (pos), its end, the step (0 when idle:
+   * an idle lane keeps reading ops[0] and computes values nobody stores) */
   float c[DMAX][LANES], o[DMAX][LANES], rep[LANES];
-  int64_t vert[LANES], p[LANES], end[LANES];
+  int32_t kofs[LANES], pos[LANES], end[LANES], step[LANES];
+  int64_t vert[LANES];
   const float a = s->a, b = s->b, two_ab = s->two_ab, two_gb = s->two_gb, alpha = s->alpha;
   const float *S = s->S;
   float *Y = s->Y;
   int64_t next = c0;
   int active = 0;
-  for (int l = 0; l < LANES; l++) {
-    vert[l] = -1;
-    for (int d = 0; d < dim; d++) c[d][l] = 0;
-    while (next < c1 && ostart[next - c0] == ostart[next - c0 + 1]) next++;
-    if (next < c1) {
-      vert[l] = next;
-      p[l] = ostart[next - c0];
-      end[l] = ostart[next - c0 + 1];
-      for (int d = 0; d < dim; d++) c[d][l] = Y[next * dim + d];
-      next++;
-      active++;
-    }
-  }
+  /* loads the next vertex with ops into lane l, or idles it */
+#define LANE_REFILL(l)                                                        \
+  do {                                                                        \
+    while (next < c1 && ostart[next - c0] == ostart[next - c0 + 1]) next++;   \
+    if (next < c1) {                                                          \
+      vert[l] = next;                                                         \
+      pos[l] = (int32_t)ostart[next - c0];                                    \
+      end[l] = (int32_t)ostart[next - c0 + 1];                                \
+      step[l] = 1;                                                            \
+      for (int d = 0; d < dim; d++) c[d][l] = Y[next * dim + d];              \
+      next++;                                                                 \
+      active++;                                                               \
+    } else {                                                                  \
+      vert[l] = -1;                                                           \
+      pos[l] = 0;                                                             \
+      end[l] = -1;                                                            \
+      step[l] = 0;                                                            \
+      for (int d = 0; d < dim; d++) c[d][l] = 0;                              \
+    }                                                                         \
+  } while (0)
+  for (int l = 0; l < LANES; l++) LANE_REFILL(l);
   while (active > 0) {
     for (int l = 0; l < LANES; l++) {
-      if (vert[l] >= 0) {
-        const uint32_t op = ops[p[l]];
-        const int64_t k = (int64_t)(op & ~OP_REPEL);
-        rep[l] = (op & OP_REPEL) ? 1.0f : 0.0f;
-        for (int d = 0; d < dim; d++) o[d][l] = S[k * dim + d];
-      } else {
-        rep[l] = 0;
-        for (int d = 0; d < dim; d++) o[d][l] = c[d][l];
-      }
+      const uint32_t op = ops[pos[l]];
+      kofs[l] = (int32_t)(op & ~OP_REPEL) * dim;
+      rep[l] = (float)(int32_t)(op >> 31);
     }
+    for (int d = 0; d < dim; d++)
+      for (int l = 0; l < LANES; l++) o[d][l] = S[kofs[l] + d];
     for (int l = 0; l < LANES; l++) {
       float d2 = 0;
       for (int d = 0; d < dim; d++) {
@@ -228,10 +307,12 @@ static inline __attribute__((always_inline)) void run_lanes(const sgd_job *s, in
       const float x = d2 > 0 ? d2 : 1.0f;
       const float pb = pow_pos(x, b);
       const float den = a * pb + 1.0f;
-      const float ga = -two_ab * pb / (x * den);
-      const float gr = two_gb / ((0.001f + d2) * den);
+      /* attraction -2ab pb / (x den) or repulsion 2 gamma b / ((0.001 + d2) den): the operands
+       * are chosen first, so one division serves both */
       const float r = rep[l];
-      float gc = r > 0 ? gr : ga;
+      const float num = r > 0 ? two_gb : -two_ab * pb;
+      const float dd = r > 0 ? (0.001f + d2) * den : x * den;
+      float gc = num / dd;
       gc = d2 > 0 ? gc : 0.0f;
       const float four = gc > 0 ? 0.0f : r;
       for (int d = 0; d < dim; d++) {
@@ -240,22 +321,20 @@ static inline __attribute__((always_inline)) void run_lanes(const sgd_job *s, in
         c[d][l] += g * alpha;
       }
     }
+    int done = 0;
     for (int l = 0; l < LANES; l++) {
-      if (vert[l] < 0 || ++p[l] < end[l]) continue;
+      pos[l] += step[l];
+      done |= pos[l] == end[l];
+    }
+    if (!done) continue;
+    for (int l = 0; l < LANES; l++) {
+      if (pos[l] != end[l]) continue;
       for (int d = 0; d < dim; d++) Y[vert[l] * dim + d] = c[d][l];
-      vert[l] = -1;
       active--;
-      while (next < c1 && ostart[next - c0] == ostart[next - c0 + 1]) next++;
-      if (next < c1) {
-        vert[l] = next;
-        p[l] = ostart[next - c0];
-        end[l] = ostart[next - c0 + 1];
-        for (int d = 0; d < dim; d++) c[d][l] = Y[next * dim + d];
-        next++;
-        active++;
-      }
+      LANE_REFILL(l);
     }
   }
+#undef LANE_REFILL
 }
 
 /* The lane kernels, also built for AVX2 (8 lanes in one register). Floating-point
@@ -301,7 +380,10 @@ static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
         s->bufs[chunk] = grown;
         s->caps[chunk] = cap;
       }
-      ostart[j - c0 + 1] = at + make_ops(s, j, s->bufs[chunk] + at);
+      ostart[j - c0 + 1] =
+          at + (s->tdue == s->due && s->ip[j + 1] - s->ip[j] <= 512
+                    ? make_ops_self_transpose(s, j, s->bufs[chunk] + at)
+                    : make_ops(s, j, s->bufs[chunk] + at));
     }
     const uint32_t *ops = s->bufs[chunk];
     if (s->dim == 2) run_lanes_2(s, c0, c1, ops, ostart);
@@ -385,10 +467,18 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
       tsrc[q] = (int32_t)i;
       tpos[e] = q;
     }
+  /* A symmetric graph with sorted rows is its own transpose position by position (tsrc = ix,
+   * tptr = ip, equal weights): the in-edge at q is then sampled exactly when edge q is, and
+   * the tails read due[] itself, one scattered write less per sample. */
+  bool self_transpose = true;
+  for (int64_t i = 0; i <= n && self_transpose; i++) self_transpose = tptr[i] == a->indptr[i];
+  for (int64_t e = 0; e < nnz && self_transpose; e++)
+    self_transpose = tsrc[e] == ix[e] && w[tpos[e]] == w[e];
   sgd_job s = {
     .n = n, .dim = dim, .ip = a->indptr, .tptr = tptr, .tpos = tpos, .ix = ix, .tsrc = tsrc,
     .eps = eps, .epns = epns, .eons = eons, .eonns = eonns, .next_due = next_due, .due = due,
-    .tdue = tdue, .nneg = nneg, .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
+    .tdue = self_transpose ? due : tdue,
+    .nneg = nneg, .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
     .two_ab = (float)(2.0 * o->a * o->b), .two_gb = (float)(2.0 * o->gamma * o->b),
     .key = o->seed, .bufs = bufs, .caps = caps, .maxneg = maxneg};
   for (int64_t t = 0; t < o->n_epochs; t++) {

@@ -252,6 +252,7 @@ static int l_umap_optimize(lua_State *L) {
   o.initial_alpha = opt_number(L, 7, fname, "alpha", 1.0);
   o.negative_sample_rate = opt_number(L, 7, fname, "negative_sample_rate", 5.0);
   o.seed = (uint64_t)opt_integer(L, 7, fname, "seed", 0);
+
   vl_error err;
   vlua_check_status(L, fname, vl_umap_optimize(vlua_ctx(L), &a, (float *)Y->t.data,
                                                Y->t.shape[1], &o, &err), &err);
