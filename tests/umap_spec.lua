@@ -384,6 +384,32 @@ describe("tl.umap", function()
     assert.is_true(label_purity(ad.obsm.X_umap, labels, 3) > 0.95)
   end)
 
+  it("handles a directed graph, a hub and 4 components the same on any thread count", function()
+    -- a ring with one-way chords (not its own transpose) and a vertex linked to 600 others
+    local n = 700
+    local dense = {}
+    for i = 1, n do dense[i] = {} for j = 1, n do dense[i][j] = 0 end end
+    for i = 1, n do
+      local j = i % n + 1
+      dense[i][j], dense[j][i] = 0.9, 0.9
+      dense[i][(i + 6) % n + 1] = 0.4 -- one way
+    end
+    for j = 2, 601 do dense[1][j], dense[j][1] = 0.5, 0.5 end
+    local function run(threads)
+      local ad = { n_obs = n, n_vars = 1, obsp = {
+        connectivities = T.sparse_from_dense(T.tensor(dense, { dtype = "f32" })) } }
+      local n0 = velua.get_num_threads()
+      velua.set_num_threads(threads)
+      velua.tl.umap(ad, { seed = 5, maxiter = 60, n_components = 4 })
+      velua.set_num_threads(n0)
+      return ad.obsm.X_umap
+    end
+    local a, b = run(1), run(2)
+    assert.are.same({ n, 4 }, a:shape())
+    assert.is_false(a:isnan():any():item())
+    assert.are.same(a:totable(), b:totable())
+  end)
+
   it("rejects bad input with messages naming the problem", function()
     local ad = copy(ad0)
     local u = velua.tl.umap
@@ -396,6 +422,7 @@ describe("tl.umap", function()
     err({ min_dist = 2 }, "umap: option min_dist (2) must be <= spread (1.0)")
     err({ spread = 0 }, "umap: option spread must be a finite number > 0, got 0 (integer)")
     err({ n_components = 2.5 }, "umap: option n_components must be an integer >= 1, got 2.5 (float)")
+    err({ n_components = 17 }, "umap: option n_components must be at most 16, got 17 (integer)")
     err({ maxiter = 0 }, "umap: option maxiter must be an integer >= 1, got 0 (integer)")
     err({ maxiter = 10, n_epochs = 20 }, "umap: options maxiter (10 (integer)) and n_epochs (20 (integer)) disagree")
     err({ alpha = -1 }, "umap: option alpha must be a finite number > 0")

@@ -8,6 +8,9 @@
 
 #include "random.h"
 
+/* a * b + c stays two roundings in both builds of the VL_CLONES functions (no FMA) */
+#pragma GCC optimize("fp-contract=off")
+
 /* LAPACK from OpenBLAS (Fortran calling convention, hidden string lengths last). */
 extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n,
                     double *a, const int *lda, const double *vl, const double *vu, const int *il,
@@ -24,7 +27,7 @@ extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const
 void vl_spectral_defaults(vl_spectral_opts *o) {
   o->tol = 1e-7;
   o->max_matvec = 0;
-  o->dense_max = 400;
+  o->dense_max = 64;
   o->basis = 0;
   o->force = 0;
 }
@@ -264,14 +267,22 @@ static void fill_noise(double *x, int64_t n, uint32_t stream) {
   }
 }
 
-/* orthogonalise x against q0 and V[:, 0..ncols) by classical Gram-Schmidt, repeated once when
- * the first pass removed most of x (the DGKS test, ||x'|| < ||x|| / sqrt 2), adding the
- * coefficients to h (h may be NULL); returns ||x|| */
+/* orthogonalise x against q0 and V[:, 0..ncols): first against the newest two columns (the
+ * Lanczos recurrence: nearly all of x lies there), then one classical Gram-Schmidt pass over
+ * all of them, repeated while it removes most of what is left (the DGKS test,
+ * ||x'|| < ||x|| / sqrt 2). Coefficients are added to h (which may be NULL); returns ||x||. */
 static double orthogonalize(vl_ctx *ctx, const double *q0, const double *V, int64_t n,
                             int64_t ncols, double *x, double *h, double *hh, double *partial) {
+  const int64_t first = ncols > 2 ? ncols - 2 : 0;
+  if (ncols > 2) {
+    basis_dots(ctx, V + first * n, n, ncols - first, x, hh, partial);
+    basis_subtract(ctx, V + first * n, n, ncols - first, hh, x);
+    if (h)
+      for (int64_t c = first; c < ncols; c++) h[c] += hh[c - first];
+  }
   double before;
   basis_dots(ctx, x, n, 1, x, &before, partial);
-  for (int pass = 0; pass < 2; pass++) {
+  for (int pass = 0; pass < 3; pass++) {
     double c0;
     basis_dots(ctx, q0, n, 1, x, &c0, partial);
     basis_subtract(ctx, q0, n, 1, &c0, x);

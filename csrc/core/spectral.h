@@ -31,7 +31,7 @@ enum {
 typedef struct {
   double tol;        /* residual norm ||N y - theta y|| accepted for each Ritz pair; 1e-7 */
   int64_t max_matvec; /* products with N per component before giving up; 0: 200 + 20 sqrt(n) */
-  int64_t dense_max; /* components up to this size use dense LAPACK; 400 */
+  int64_t dense_max; /* components up to this size use dense LAPACK (tiny, single-threaded); 64 */
   int64_t basis;     /* Lanczos basis size; 0: max(2 dim + 20, 48) */
   int force;         /* 0 auto, 1 dense, 2 Lanczos (tests) */
 } vl_spectral_opts;

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* a * b + c stays two roundings in both builds of the VL_CLONES functions (no FMA) */
+#pragma GCC optimize("fp-contract=off")
+
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #define VL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* a * b + c stays two roundings everywhere: no FMA on CPUs that have it (see run_lanes) */
 #pragma GCC optimize("fp-contract=off")
 
@@ -52,9 +51,10 @@ typedef struct {
   const double *eps, *epns;
   double *eons, *eonns;
   int32_t *next_due; /* ceil(eons): the edge is sampled at the first epoch t >= it */
-  int32_t *due;      /* epoch of the edge's latest sample */
+  int32_t *due;      /* epochs at which edges are sampled: stamp t when due in epoch t */
   int32_t *tdue;     /* the same in transposed order (read by the edge's tail); for a graph
                       * whose transpose is itself, entry for entry, the same array as due */
+  int32_t *due_next, *tdue_next; /* the other parity: epoch t + 1, filled during epoch t */
   int32_t *nneg;     /* negative samples at that sample */
   /* positions: S the start-of-epoch snapshot, Y the live ones */
   const float *S;
@@ -63,7 +63,8 @@ typedef struct {
   int32_t epoch;
   uint64_t key;
   int32_t nneg_bound; /* largest nneg of this epoch */
-  int32_t *maxneg; /* per parallel task of the schedule: largest nneg this epoch */
+  int32_t *maxneg; /* per parallel task: largest nneg of the next epoch's schedule */
+  int32_t n_epochs;
   /* op buffers, one per parallel task, kept across epochs */
   uint32_t **bufs;
   int64_t *caps;
@@ -75,10 +76,12 @@ static inline int32_t ceil_epoch(double x) {
   return c > 2147483647.0 ? 2147483647 : (int32_t)c;
 }
 
-/* the edges due this epoch, as umap-learn decides (eons <= t) and updates its counters */
-static void schedule_edges(int64_t lo, int64_t hi, int chunk, void *arg) {
-  sgd_job *s = arg;
-  const int32_t t = s->epoch;
+/* Schedules epoch t for the edges [lo, hi), as umap-learn decides (eons <= t), updating its
+ * counters: stamps t into due_w[e] (and tdue_w at the edge's transposed position unless the
+ * graph is its own transpose) and the negative-sample count into nneg[e]. Returns the largest
+ * count. */
+static int32_t schedule_range(sgd_job *s, int64_t lo, int64_t hi, int32_t t, int32_t *due_w,
+                              int32_t *tdue_w) {
   int32_t mx = 0;
   int64_t list[256];
   for (int64_t e0 = lo; e0 < hi; e0 += 256) {
@@ -100,11 +103,17 @@ static void schedule_edges(int64_t lo, int64_t hi, int chunk, void *arg) {
       s->eons[e] += s->eps[e];
       s->eonns[e] += (double)k * s->epns[e];
       s->next_due[e] = ceil_epoch(s->eons[e]);
-      s->due[e] = t;
-      if (s->tdue != s->due) s->tdue[s->tpos[e]] = t;
+      due_w[e] = t;
+      if (tdue_w != due_w) tdue_w[s->tpos[e]] = t;
     }
   }
-  s->maxneg[chunk] = mx;
+  return mx;
+}
+
+/* epoch 0's schedule, before the first pass */
+static void schedule_first(int64_t lo, int64_t hi, int chunk, void *arg) {
+  sgd_job *s = arg;
+  s->maxneg[chunk] = schedule_range(s, lo, hi, 0, s->due, s->tdue);
 }
 
 static inline float clip4(float v) { return v > 4.0f ? 4.0f : (v < -4.0f ? -4.0f : v); }
@@ -146,7 +155,7 @@ static inline float pow_pos(float x, float b) {
  * the other with the same arithmetic, but the lanes are independent chains the CPU (and the
  * compiler's vector code) can overlap. A vertex's result does not depend on its lane. */
 #define OP_REPEL 0x80000000u
-enum { LANES = 16, CHUNK = 256, DMAX = 16 };
+enum { LANES = 32, CHUNK = 256, DMAX = 16 };
 
 /* The negative-sampling stream: draw p of edge e in epoch t is the high 32 bits of
  * mix(key + (e << 32 | t) * W1 + (p / 2 + 1) * W2) (half p % 2), mix being SplitMix64's
@@ -337,11 +346,11 @@ static inline __attribute__((always_inline)) void run_lanes(const sgd_job *s, in
 #undef LANE_REFILL
 }
 
-/* The lane kernels, also built for AVX2 (8 lanes in one register). Floating-point
- * contraction is off in this file, so both builds do the same IEEE operations and give the
- * same bits. */
+/* The lane kernels, also built for AVX2 and AVX-512 (8 or 16 lanes per register; 32 lanes
+ * keep two to four independent chains in flight). Floating-point contraction is off in this
+ * file, so every build does the same IEEE operations and gives the same bits. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define VL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define VL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define VL_CLONES
 #endif
@@ -359,9 +368,13 @@ VL_CLONES static void run_lanes_any(const sgd_job *s, int64_t c0, int64_t c1, co
   run_lanes(s, c0, c1, ops, ostart, (int)s->dim);
 }
 
+/* One epoch for the vertices [lo, hi), chunk by chunk: their op lists, the moves, then the
+ * next epoch's schedule of their own edges (which nothing else reads this epoch). */
 static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
   sgd_job *s = arg;
   int64_t ostart[CHUNK + 1];
+  int32_t mx = 0;
+  const bool self_transpose = s->tdue == s->due;
   for (int64_t c0 = lo; c0 < hi; c0 += CHUNK) {
     const int64_t c1 = c0 + CHUNK < hi ? c0 + CHUNK : hi;
     ostart[0] = 0;
@@ -381,7 +394,7 @@ static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
         s->caps[chunk] = cap;
       }
       ostart[j - c0 + 1] =
-          at + (s->tdue == s->due && s->ip[j + 1] - s->ip[j] <= 512
+          at + (self_transpose && s->ip[j + 1] - s->ip[j] <= 512
                     ? make_ops_self_transpose(s, j, s->bufs[chunk] + at)
                     : make_ops(s, j, s->bufs[chunk] + at));
     }
@@ -389,7 +402,13 @@ static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
     if (s->dim == 2) run_lanes_2(s, c0, c1, ops, ostart);
     else if (s->dim == 3) run_lanes_3(s, c0, c1, ops, ostart);
     else run_lanes_any(s, c0, c1, ops, ostart);
+    if (s->epoch + 1 < s->n_epochs) {
+      const int32_t m = schedule_range(s, s->ip[c0], s->ip[c1], s->epoch + 1, s->due_next,
+                                       s->tdue_next);
+      if (m > mx) mx = m;
+    }
   }
+  s->maxneg[chunk] = mx;
 }
 
 vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
@@ -426,8 +445,8 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
   double *eons = malloc(sizeof(double) * (size_t)nnz);
   double *eonns = malloc(sizeof(double) * (size_t)nnz);
   int32_t *next_due = malloc(sizeof(int32_t) * (size_t)nnz);
-  int32_t *due = malloc(sizeof(int32_t) * (size_t)nnz);
-  int32_t *tdue = malloc(sizeof(int32_t) * (size_t)nnz);
+  int32_t *due = malloc(sizeof(int32_t) * (size_t)(2 * nnz)); /* by parity of the epoch */
+  int32_t *tdue = malloc(sizeof(int32_t) * (size_t)(2 * nnz));
   int32_t *nneg = malloc(sizeof(int32_t) * (size_t)nnz);
   int32_t *ix = malloc(sizeof(int32_t) * (size_t)nnz);
   int32_t *tsrc = malloc(sizeof(int32_t) * (size_t)nnz);
@@ -454,7 +473,7 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
     eons[e] = eps[e];
     eonns[e] = epns[e];
     next_due[e] = ceil_epoch(eons[e]);
-    due[e] = tdue[e] = -1;
+    due[e] = tdue[e] = due[nnz + e] = tdue[nnz + e] = -1;
     ix[e] = (int32_t)a->indices[e];
   }
   /* in-edges by counting sort: sources ascending within each vertex */
@@ -476,20 +495,29 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
     self_transpose = tsrc[e] == ix[e] && w[tpos[e]] == w[e];
   sgd_job s = {
     .n = n, .dim = dim, .ip = a->indptr, .tptr = tptr, .tpos = tpos, .ix = ix, .tsrc = tsrc,
-    .eps = eps, .epns = epns, .eons = eons, .eonns = eonns, .next_due = next_due, .due = due,
-    .tdue = self_transpose ? due : tdue,
-    .nneg = nneg, .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
+    .eps = eps, .epns = epns, .eons = eons, .eonns = eonns, .next_due = next_due,
+    .n_epochs = (int32_t)o->n_epochs, .nneg = nneg, .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
     .two_ab = (float)(2.0 * o->a * o->b), .two_gb = (float)(2.0 * o->gamma * o->b),
     .key = o->seed, .bufs = bufs, .caps = caps, .maxneg = maxneg};
+  int32_t *tdue_all = self_transpose ? due : tdue;
+  s.due = due;
+  s.tdue = tdue_all;
+  for (int i = 0; i < ntask; i++) maxneg[i] = 0;
+  vl_parallel_for(ctx, nnz, 16384, schedule_first, &s);
   for (int64_t t = 0; t < o->n_epochs; t++) {
+    const int64_t cur = (t & 1) * nnz, nxt = ((t + 1) & 1) * nnz;
     s.epoch = (int32_t)t;
     s.alpha = (float)(t == 0 ? o->initial_alpha
                              : o->initial_alpha * (1.0 - (double)(t - 1) / (double)o->n_epochs));
-    for (int i = 0; i < ntask; i++) maxneg[i] = 0;
-    vl_parallel_for(ctx, nnz, 16384, schedule_edges, &s);
+    s.due = due + cur;
+    s.tdue = tdue_all + cur;
+    s.due_next = due + nxt;
+    s.tdue_next = tdue_all + nxt;
     s.nneg_bound = 0;
-    for (int i = 0; i < ntask; i++)
+    for (int i = 0; i < ntask; i++) {
       if (maxneg[i] > s.nneg_bound) s.nneg_bound = maxneg[i];
+      maxneg[i] = 0;
+    }
     memcpy(S, Y, sizeof(float) * (size_t)(n * dim));
     vl_parallel_for(ctx, n, 256, move_vertices, &s);
     if (s.failed) {

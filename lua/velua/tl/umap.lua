@@ -318,6 +318,9 @@ function M.umap(ad, opts)
       tostring(spread)), 2)
   end
   local dim = check_integer("n_components", o.n_components, 1)
+  if dim > 16 then
+    error("umap: option n_components must be at most 16, got " .. describe(dim), 2)
+  end
   local epochs = o.n_epochs
   if o.maxiter ~= nil then
     if epochs ~= nil and epochs ~= o.maxiter then
