@@ -1,0 +1,224 @@
+/* The type-generic bodies of deepvelo_kernels.c, included once per float type with DV_T (the
+ * element type) and DV_FN(name) (name with the type's suffix) defined. Not a public header. */
+
+/* sum_g (b[g] - a[g]) w[g] in 8 independent lanes (vectorisable without reassociation) */
+DV_CLONES static double DV_FN(dot_diff)(const DV_T *b, const DV_T *a, const DV_T *w, int64_t n) {
+  DV_T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t g = 0;
+  for (; g + 8 <= n; g += 8)
+    for (int l = 0; l < 8; l++) lane[l] += (b[g + l] - a[g + l]) * w[g + l];
+  DV_T s = 0;
+  for (; g < n; g++) s += (b[g] - a[g]) * w[g];
+  for (int l = 0; l < 8; l++) s += lane[l];
+  return (double)s;
+}
+
+/* acc[g] += b[g] - a[g] */
+DV_CLONES static void DV_FN(add_diff)(DV_T *restrict acc, const DV_T *b, const DV_T *a, int64_t n) {
+  for (int64_t g = 0; g < n; g++) acc[g] += b[g] - a[g];
+}
+
+/* Candidate sums of rows [lo, hi): see cand_job in deepvelo_kernels.c. */
+static void DV_FN(cand_range)(int64_t lo, int64_t hi, int chunk, void *arg) {
+  const cand_job *j = arg;
+  const int64_t d = j->d;
+  DV_T *scratch = j->scratch ? (DV_T *)j->scratch + (int64_t)chunk * d : NULL;
+  for (int64_t i = lo; i < hi; i++) {
+    const DV_T *vi = (const DV_T *)j->v + i * j->sv;
+    const DV_T *ci = (const DV_T *)j->cur + i * j->scur;
+    DV_T *p = (DV_T *)j->plus + i * d;
+    DV_T *m = j->minus ? (DV_T *)j->minus + i * d : scratch;
+    memset(p, 0, (size_t)d * sizeof(DV_T));
+    memset(m, 0, (size_t)d * sizeof(DV_T));
+    int64_t np = 0, nm = 0;
+    for (int64_t c = 0; c < j->k; c++) {
+      const DV_T *cj = (const DV_T *)j->cand + j->idx[i * j->k + c] * j->scand;
+      double dot = DV_FN(dot_diff)(cj, ci, vi, j->n_cos);
+      if (dot > 0) {
+        DV_FN(add_diff)(p, cj, ci, d);
+        np++;
+      } else if (dot < 0) {
+        DV_FN(add_diff)(m, cj, ci, d);
+        nm++;
+      }
+    }
+    const DV_T dp = (DV_T)np + (DV_T)1e-9, dm = (DV_T)nm + (DV_T)1e-9;
+    if (j->minus) {
+      for (int64_t g = 0; g < d; g++) {
+        p[g] /= dp;
+        m[g] /= dm;
+      }
+    } else {
+      double sp = 0, sm = 0;
+      for (int64_t g = 0; g < d; g++) {
+        DV_T ep = p[g] / dp, em = m[g] / dm;
+        double a = (double)(vi[g] - ep), b = (double)(vi[g] + em);
+        sp += a * a;
+        sm += b * b;
+        p[g] = ep - em;
+      }
+      j->row_sq[2 * i] = sp;
+      j->row_sq[2 * i + 1] = sm;
+    }
+    if (j->counts) {
+      j->counts[2 * i] = np;
+      j->counts[2 * i + 1] = nm;
+    }
+  }
+}
+
+static void DV_FN(mle_back_range)(int64_t lo, int64_t hi, int chunk, void *arg) {
+  const mle_back_job *j = arg;
+  const DV_T alpha = (DV_T)j->alpha;
+  (void)chunk;
+  for (int64_t i = lo; i < hi; i++) {
+    const DV_T *v = (const DV_T *)j->v + i * j->sv;
+    const DV_T *e = (const DV_T *)j->e + i * j->se;
+    DV_T *o = (DV_T *)j->out + i * j->d;
+    for (int64_t g = 0; g < j->d; g++) o[g] = alpha * (2 * v[g] - e[g]);
+  }
+}
+
+/* Direction statistics of the columns [lo, hi) (see dir_job). Pass 1: counts and masked means
+ * of x and y; pass 2: the centred sums; then the per-gene correlation and gradient terms. */
+static void DV_FN(dir_forward_range)(int64_t lo, int64_t hi, int chunk, void *arg) {
+  const dir_job *j = arg;
+  (void)chunk;
+  const int64_t w = hi - lo;
+  double *acc = j->scratch + lo * 16; /* 16 doubles per column, this range's own slice */
+  memset(acc, 0, (size_t)w * 16 * sizeof(double));
+  /* per column c: [0..5] = cnt_u, sum x|u, sum u|u, cnt_s, sum x|s, sum s|s */
+  for (int64_t i = 0; i < j->n; i++) {
+    const DV_T *x = (const DV_T *)j->x + i * j->sx + lo;
+    const DV_T *u = (const DV_T *)j->u + i * j->su + lo;
+    const DV_T *s = (const DV_T *)j->s + i * j->ss + lo;
+    for (int64_t c = 0; c < w; c++) {
+      double *a = acc + c * 16;
+      if (u[c] > 0) a[0] += 1, a[1] += (double)x[c], a[2] += (double)u[c];
+      if (s[c] > 0) a[3] += 1, a[4] += (double)x[c], a[5] += (double)s[c];
+    }
+  }
+  for (int64_t c = 0; c < w; c++) {
+    double *a = acc + c * 16;
+    for (int t = 0; t < 2; t++) {
+      double cnt = a[3 * t] + 1e-9;
+      a[3 * t + 1] /= cnt; /* mean of x over the mask */
+      a[3 * t + 2] /= cnt; /* mean of y over the mask */
+    }
+  }
+  /* pass 2, per mask t: [6 + 5t ..] = sum a^2, sum yc^2, sum a yc, sum a, sum yc */
+  for (int64_t i = 0; i < j->n; i++) {
+    const DV_T *x = (const DV_T *)j->x + i * j->sx + lo;
+    const DV_T *u = (const DV_T *)j->u + i * j->su + lo;
+    const DV_T *s = (const DV_T *)j->s + i * j->ss + lo;
+    for (int64_t c = 0; c < w; c++) {
+      double *a = acc + c * 16;
+      if (u[c] > 0) {
+        double ax = (double)x[c] - a[1], ay = (double)u[c] - a[2];
+        a[6] += ax * ax, a[7] += ay * ay, a[8] += ax * ay, a[9] += ax, a[10] += ay;
+      }
+      if (s[c] > 0) {
+        double ax = (double)x[c] - a[4], ay = (double)s[c] - a[5];
+        a[11] += ax * ax, a[12] += ay * ay, a[13] += ax * ay, a[14] += ax, a[15] += ay;
+      }
+    }
+  }
+  for (int64_t c = 0; c < w; c++) {
+    const double *a = acc + c * 16;
+    int64_t g = lo + c;
+    for (int t = 0; t < 2; t++) {
+      const double *q = a + 6 + 5 * t;
+      double cnt = a[3 * t] + 1e-9, mux = a[3 * t + 1], muy = a[3 * t + 2];
+      double na = sqrt(q[0]), ny = sqrt(q[1]);
+      double inv_ny = 1.0 / (ny + 1e-9), inv_d = 1.0 / (na + 1e-9);
+      double sn = q[2] * inv_ny; /* sum a yn */
+      double r = sn * inv_d;
+      double *st = j->stats + (g * 2 + t) * VL_DV_NSTAT;
+      double A = 0, B = 0, K = 0;
+      if (na > 0) {
+        A = inv_d;
+        B = sn * inv_d * inv_d / na;
+        K = (q[4] * inv_ny * A - B * q[3]) / cnt; /* (sum_k dr/da_k) / count */
+      }
+      st[0] = mux, st[1] = muy, st[2] = inv_ny, st[3] = A, st[4] = B, st[5] = K, st[6] = r;
+      st[7] = a[3 * t];
+      j->r[g * 2 + t] = r;
+    }
+  }
+}
+
+static void DV_FN(dir_backward_range)(int64_t lo, int64_t hi, int chunk, void *arg) {
+  const dir_job *j = arg;
+  (void)chunk;
+  const int64_t w = hi - lo;
+  for (int64_t i = 0; i < j->n; i++) {
+    const DV_T *x = (const DV_T *)j->x + i * j->sx + lo;
+    const DV_T *u = (const DV_T *)j->u + i * j->su + lo;
+    const DV_T *s = (const DV_T *)j->s + i * j->ss + lo;
+    DV_T *o = (DV_T *)j->grad + i * j->g + lo;
+    for (int64_t c = 0; c < w; c++) {
+      const double *st = j->stats + (lo + c) * 2 * VL_DV_NSTAT;
+      const double *wt = j->w + (lo + c) * 2;
+      double gsum = 0;
+      if (u[c] > 0) {
+        const double *q = st;
+        double ax = (double)x[c] - q[0], yn = ((double)u[c] - q[1]) * q[2];
+        gsum += wt[0] * (yn * q[3] - ax * q[4] - q[5]);
+      }
+      if (s[c] > 0) {
+        const double *q = st + VL_DV_NSTAT;
+        double ax = (double)x[c] - q[0], yn = ((double)s[c] - q[1]) * q[2];
+        gsum += wt[1] * (yn * q[3] - ax * q[4] - q[5]);
+      }
+      o[c] = (DV_T)gsum;
+    }
+  }
+}
+
+static void DV_FN(head_range)(int64_t lo, int64_t hi, int chunk, void *arg) {
+  const head_job *j = arg;
+  (void)chunk;
+  const int64_t G = j->G;
+  for (int64_t i = lo; i < hi; i++) {
+    const DV_T *h = (const DV_T *)j->h + i * j->sh;
+    const DV_T *u = (const DV_T *)j->u + i * j->su;
+    const DV_T *s = (const DV_T *)j->s + i * j->ss;
+    DV_T *o = (DV_T *)j->out + i * j->so;
+    const DV_T *beta = h, *gamma = h + G;
+    if (!j->pred_unspliced) {
+      for (int64_t g = 0; g < G; g++) o[g] = beta[g] * u[g] + gamma[g] * s[g];
+    } else {
+      const DV_T *alpha = h + 2 * G;
+      for (int64_t g = 0; g < G; g++) {
+        DV_T bu = beta[g] * u[g];
+        o[g] = bu - gamma[g] * s[g];
+        o[G + g] = alpha[g] - bu;
+      }
+    }
+  }
+}
+
+static void DV_FN(head_back_range)(int64_t lo, int64_t hi, int chunk, void *arg) {
+  const head_job *j = arg;
+  (void)chunk;
+  const int64_t G = j->G;
+  for (int64_t i = lo; i < hi; i++) {
+    const DV_T *go = (const DV_T *)j->h + i * j->sh; /* the output gradient */
+    const DV_T *u = (const DV_T *)j->u + i * j->su;
+    const DV_T *s = (const DV_T *)j->s + i * j->ss;
+    DV_T *gh = (DV_T *)j->out + i * j->so;
+    if (!j->pred_unspliced) {
+      for (int64_t g = 0; g < G; g++) {
+        gh[g] = go[g] * u[g];
+        gh[G + g] = go[g] * s[g];
+      }
+    } else {
+      for (int64_t g = 0; g < G; g++) {
+        DV_T g1 = go[g], g2 = go[G + g];
+        gh[g] = (g1 - g2) * u[g];
+        gh[G + g] = -g1 * s[g];
+        gh[2 * G + g] = g2;
+      }
+    }
+  }
+}
