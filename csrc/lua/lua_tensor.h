@@ -94,5 +94,6 @@ void vlua_register_special(lua_State *L);
 void vlua_register_pp(lua_State *L);
 void vlua_register_deepvelo(lua_State *L);
 void vlua_register_dropout(lua_State *L);
+void vlua_register_velocity(lua_State *L);
 
 #endif

@@ -97,6 +97,7 @@ int luaopen_velua_core(lua_State *L) {
   vlua_register_pp(L);
   vlua_register_deepvelo(L);
   vlua_register_dropout(L);
+  vlua_register_velocity(L);
   luaL_getmetatable(L, VLUA_TENSOR_MT);
   lua_setfield(L, -2, "tensor_metatable");
   lua_pushinteger(L, VL_MAX_DIMS);

@@ -185,12 +185,14 @@ end
 
 -- ---------- scatter ----------
 -- scatter(ad | xy, {basis=, color=, size=3, alpha=0.8, cmap="viridis", title=, legend=true, ax=,
---   xlabel=, ylabel=, vmin=, vmax=})
+--   xlabel=, ylabel=, vmin=, vmax=, xlim={lo, hi}, ylim={lo, hi}})
+-- Leaves panel.view = {X=, Y= (data -> pixel), area=, xlim=, ylim=, fills= (colour per cell)}
+-- for plots drawn on top (velocity arrows).
 function pl.scatter(data, opts)
   local o = options.check("pl.scatter", opts, { basis = options.NONE, color = options.NONE, size = 3,
     alpha = 0.8, cmap = "viridis", title = options.NONE, legend = true, ax = options.NONE,
     xlabel = options.NONE, ylabel = options.NONE, vmin = options.NONE, vmax = options.NONE,
-    frame = true })
+    frame = true, xlim = options.NONE, ylim = options.NONE })
   local x, y = coords(data, o.basis)
   local n = #x
   local cats, codes, values
@@ -213,6 +215,8 @@ function pl.scatter(data, opts)
   local a = area(panel, right, o.title)
   local xlo, xhi = pad(range_of(x))
   local ylo, yhi = pad(range_of(y))
+  if o.xlim then xlo, xhi = o.xlim[1], o.xlim[2] end
+  if o.ylim then ylo, yhi = o.ylim[1], o.ylim[2] end
   local X, Y = draw_axes(svg, a, xlo, xhi, ylo, yhi, { title = o.title, xlabel = o.xlabel or (o.basis and o.basis:upper() .. "1"),
     ylabel = o.ylabel or (o.basis and o.basis:upper() .. "2"), ticks = o.frame })
   local vmin, vmax
@@ -220,6 +224,7 @@ function pl.scatter(data, opts)
     vmin, vmax = range_of(values)
     vmin, vmax = o.vmin or vmin, o.vmax or vmax
   end
+  local fills = {}
   svg:group_open({ fill_opacity = o.alpha, stroke = "none" })
   for i = 1, n do
     local fill = "#4c72b0"
@@ -229,9 +234,11 @@ function pl.scatter(data, opts)
     elseif values then
       fill = colors.cmap(o.cmap, (values[i] - vmin) / (vmax - vmin))
     end
-    svg:circle(X(x[i]), Y(y[i]), o.size, { fill = fill })
+    if o.size > 0 then svg:circle(X(x[i]), Y(y[i]), o.size, { fill = fill }) end
+    fills[i] = fill
   end
   svg:group_close()
+  panel.view = { X = X, Y = Y, area = a, xlim = { xlo, xhi }, ylim = { ylo, yhi }, fills = fills }
   if cats and o.legend then
     for k, name in ipairs(cats) do
       local ly = a.y + 6 + (k - 1) * 15
@@ -344,5 +351,12 @@ function pl.heatmap(matrix, opts)
   if o.colorbar then colorbar(svg, a.x + a.w + 10, a.y, a.h, vmin, vmax, o.cmap) end
   return fig
 end
+
+-- velocity arrows, grid arrows and streamlines (velua/pl/velocity.lua)
+local velocity = require "velua.pl.velocity"
+pl.velocity_embedding = velocity.velocity_embedding
+pl.velocity_embedding_grid = velocity.velocity_embedding_grid
+pl.velocity_embedding_stream = velocity.velocity_embedding_stream
+pl._streamlines = velocity.streamlines
 
 return pl

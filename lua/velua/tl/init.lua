@@ -13,6 +13,7 @@ local where = {
   reconstructability = "velua.tl.scores",
   mann_whitney_u = "velua.tl.consistency",
   velocity_grid = "velua.tl.grid",
+  grid_cosine = "velua.tl.grid",
   umap = "velua.tl.umap",
   deepvelo = "velua.tl.deepvelo",
 }
