@@ -103,13 +103,14 @@ local function pancreas()
     print(string.format("| %d | %s | %s | %s | %s | %s | %.1f (%.2f, %.4f) | %s | %s | %s | %.1f (%.2f, %.4f) | %.3f |",
       seed, pm(dvs.vel.o), pm(dvs.vel.c), pm(dvs.all.o), pm(dvs.all.c), pm(cos), L[1], mle[1], P[1],
       at(10), at(50), at(100), r.eval_loss, r.eval_mle, r.eval_direction, secs))
-    mwu_rows[#mwu_rows + 1] = string.format("| %d | %s | %s | %s | %s |", seed,
+    mwu_rows[#mwu_rows + 1] = string.format("| %d | %s | %s | %s | %s | %s | %s |", seed,
       mwu_str(dvs.vel.o, sv.vel.o), mwu_str(dvs.vel.c, sv.vel.c), mwu_str(dvs.all.o, sv.all.o),
-      mwu_str(dvs.all.c, sv.all.c))
+      mwu_str(dvs.all.c, sv.all.c), mwu_str(dvs.all.o, sv.vel.o), mwu_str(dvs.all.c, sv.vel.c))
   end
   print("\nMann-Whitney U, DeepVelo vs scVelo per-cell consistency (two-sided; AUC > 0.5: DeepVelo higher)\n")
-  print("| seed | overall vel-genes | celltype vel-genes | overall all genes | celltype all genes |")
-  print("|---|---|---|---|---|")
+  print("| seed | overall vel-genes | celltype vel-genes | overall all genes | celltype all genes | " ..
+    "overall DV all vs scVelo vel-genes | celltype DV all vs scVelo vel-genes |")
+  print("|---|---|---|---|---|---|---|")
   for _, row in ipairs(mwu_rows) do print(row) end
 end
 

@@ -337,6 +337,67 @@ describe("deepvelo model pieces", function()
     assert(ok, report)
   end)
 
+  for _, pu in ipairs { false, true } do
+    it("in training the model fuses its last dropout into the head, bit for bit" ..
+      (pu and " (pred_unspliced)" or ""), function()
+      math.randomseed(31)
+      local n, G = 30, 6
+      local u, s = T.tensor(rand_table(n, G, 0, 2)), T.tensor(rand_table(n, G, 0, 2))
+      local idx = {}
+      for i = 1, n do idx[i] = { i, (i % n) + 1, ((i + 4) % n) + 1 } end
+      local adj = dv.graph(T.tensor(idx, { dtype = "i64" }), 3)
+      local m1 = dv.Model(G, { layers = { 8, 5 }, pred_unspliced = pu, gen = T.generator(5) })
+      local m2 = dv.Model(G, { layers = { 8, 5 }, pred_unspliced = pu, gen = T.generator(5) })
+      local v1, r1 = m1(adj, u, s)
+      local h = T.cat({ u, s }, 2)
+      for l = 1, 2 do h = m2.dropout(m2["conv" .. l](adj, h)) end
+      h = m2.dropout(m2.conv3(adj, h))
+      local v2 = dv.velocity_head(h, u, s, pu)
+      assert.are.same(v2:totable(), v1:totable())
+      assert.are.same(h:narrow(2, 1, G):totable(), r1.beta:totable())
+      assert.are.same(h:narrow(2, G + 1, G):totable(), r1.gamma:totable())
+      if pu then assert.are.same(h:narrow(2, 2 * G + 1, G):totable(), r1.alpha:totable()) end
+      local w = T.randn(v1:shape(), { gen = T.generator(8) })
+      ;(v1 * w):sum():backward()
+      ;(v2 * w):sum():backward()
+      local p1, p2 = m1:parameters(), m2:parameters()
+      for k = 1, #p1 do assert.are.same(p2[k]:grad():totable(), p1[k]:grad():totable()) end
+      -- in eval mode no dropout: the rates are the last layer's output
+      m1:eval()
+      local v3, r3 = m1(adj, u, s)
+      assert.is_true(max_abs_diff(v3, dv.velocity_head(m1.conv3(adj, m1.conv2(adj, m1.conv1(adj,
+        T.cat({ u, s }, 2)))), u, s, pu)) < 1e-6)
+      assert.are.equal(G, r3.beta:size(2))
+    end)
+  end
+
+  it("the fused default loss equals the sum of the separate terms (value, parts, gradient)", function()
+    for _, pu in ipairs { false, true } do
+      local V, S, U, idx = small_data(10, 5, 4, 17)
+      local s, u = T.tensor(S), T.tensor(U)
+      local states = pu and T.cat({ s, u }, 2) or s
+      local data = { s = s, u = u, current = states, candidates = states,
+        idx = T.tensor(idx, { dtype = "i64" }) }
+      local out = T.tensor(rand_table(10, pu and 10 or 5, -1, 1))
+      local o1, o2 = out:clone():requires_grad(), out:clone():requires_grad()
+      local l1, p1 = dv.mle_plus_direction(o1, data)
+      local l2, p2 = dv.mle_plus_direction(o2, data, { impl = "composed" })
+      assert.is_true(math.abs(l1:item() - l2:item()) < 1e-5 * l2:item())
+      assert.is_true(math.abs(p1.mle - p2.mle) < 1e-5 * p2.mle)
+      assert.is_true(math.abs(p1.direction - p2.direction) < 1e-6)
+      assert.is_true(math.abs(p1.lambda - p2.lambda) < 1e-4 * p2.lambda)
+      l1:backward(); l2:backward()
+      local scale = o2:grad():abs():max():item()
+      assert.is_true(max_abs_diff(o1:grad(), o2:grad()) < 1e-4 * scale)
+      -- a second round reuses the E+ - E- buffer
+      local o3 = out:clone():requires_grad()
+      local l3 = dv.mle_plus_direction(o3, data)
+      l3:backward()
+      assert.are.equal(l1:item(), l3:item())
+      assert.are.same(o1:grad():totable(), o3:grad():totable())
+    end
+  end)
+
   it("the model is an ordinary module of GraphConv layers", function()
     local m = dv.Model(5, { layers = { 8, 4 }, gen = T.generator(0) })
     assert.are.equal(3, m.n_layers)

@@ -40,6 +40,8 @@ typedef struct {
   double *r;       /* [G, 2] */
   const double *w; /* [G, 2] (backward) */
   char *grad;
+  int64_t sg;      /* row stride of grad */
+  bool accumulate;
 } dir_job;
 
 typedef struct {
@@ -47,6 +49,12 @@ typedef struct {
   int64_t sh, su, ss, so, G;
   bool pred_unspliced;
   char *out;
+  /* dropout on h first (keep != NULL): */
+  uint8_t *keep;        /* [n, kG] */
+  int64_t kG;           /* columns of h */
+  const vl_philox *gen;
+  uint64_t base;        /* the generator's counter at the call */
+  double p;
 } head_job;
 
 #define DV_T float
@@ -196,7 +204,7 @@ static vl_status dir_setup(const vl_tensor *x, const vl_tensor *u, const vl_tens
     return vl_fail(err, VL_ERR_SHAPE, "stats must be a contiguous f64 tensor of %lld entries",
                    (long long)(g * 2 * VL_DV_NSTAT));
   *j = (dir_job){x->data, u->data, s->data, row_stride(x), row_stride(u), row_stride(s), n, g,
-                 NULL, (double *)stats->data, NULL, NULL, NULL};
+                 NULL, (double *)stats->data, NULL, NULL, NULL, 0, false};
   return VL_OK;
 }
 
@@ -220,16 +228,19 @@ vl_status vl_dv_direction_forward(vl_ctx *ctx, const vl_tensor *x, const vl_tens
 
 vl_status vl_dv_direction_backward(vl_ctx *ctx, const vl_tensor *x, const vl_tensor *u,
                                    const vl_tensor *s, const vl_tensor *stats,
-                                   const vl_tensor *w, const vl_tensor *grad, vl_error *err) {
+                                   const vl_tensor *w, const vl_tensor *grad, bool accumulate,
+                                   vl_error *err) {
   dir_job j;
   vl_status st = dir_setup(x, u, s, stats, &j, err);
   if (st != VL_OK) return st;
   if (w->dtype != VL_F64 || !vl_is_contiguous(w) || vl_numel(w) != 2 * j.g)
     return vl_fail(err, VL_ERR_SHAPE, "w must be a contiguous f64 tensor of %lld entries",
                    (long long)(2 * j.g));
-  if ((st = check_mat(grad, "grad", x->dtype, j.n, j.g, true, err)) != VL_OK) return st;
+  if ((st = check_mat(grad, "grad", x->dtype, j.n, j.g, false, err)) != VL_OK) return st;
   j.w = (const double *)w->data;
   j.grad = grad->data;
+  j.sg = row_stride(grad);
+  j.accumulate = accumulate;
   vl_parallel_for(ctx, j.g, 64,
                   x->dtype == VL_F32 ? dir_backward_range_f32 : dir_backward_range_f64, &j);
   return VL_OK;
@@ -250,28 +261,64 @@ static vl_status head_setup(const vl_tensor *h, const vl_tensor *u, const vl_ten
   if ((st = check_mat(h, hname, dt, n, h_cols_factor * G, false, err)) != VL_OK) return st;
   if ((st = check_mat(out, oname, dt, n, out_cols_factor * G, true, err)) != VL_OK) return st;
   *j = (head_job){h->data, u->data, s->data, row_stride(h), row_stride(u), row_stride(s),
-                  out_cols_factor * G, G, pred_unspliced, out->data};
+                  out_cols_factor * G, G, pred_unspliced, out->data, NULL,
+                  (pred_unspliced ? 3 : 2) * G, NULL, 0, 0};
+  return VL_OK;
+}
+
+static vl_status check_keep(const vl_tensor *keep, int64_t n, int64_t kg, vl_error *err) {
+  if (keep->dtype != VL_BOOL || keep->ndim != 2 || keep->shape[0] != n || keep->shape[1] != kg ||
+      !vl_is_contiguous(keep))
+    return vl_fail(err, VL_ERR_SHAPE, "keep must be a contiguous bool tensor [%lld, %lld]",
+                   (long long)n, (long long)kg);
   return VL_OK;
 }
 
 vl_status vl_dv_head_forward(vl_ctx *ctx, const vl_tensor *h, const vl_tensor *u,
                              const vl_tensor *s, bool pred_unspliced, const vl_tensor *out,
                              vl_error *err) {
+  return vl_dv_head_dropout_forward(ctx, NULL, h, u, s, pred_unspliced, 0, out, NULL, err);
+}
+
+vl_status vl_dv_head_dropout_forward(vl_ctx *ctx, vl_philox *gen, const vl_tensor *h,
+                                     const vl_tensor *u, const vl_tensor *s, bool pred_unspliced,
+                                     double p, const vl_tensor *out, const vl_tensor *keep,
+                                     vl_error *err) {
   head_job j;
   vl_status st = head_setup(h, u, s, pred_unspliced, pred_unspliced ? 3 : 2, out,
                             pred_unspliced ? 2 : 1, "h", "out", &j, err);
   if (st != VL_OK) return st;
+  int64_t blocks = 0;
+  if (keep) {
+    if (!gen) return vl_fail(err, VL_ERR_VALUE, "a generator is needed for the dropout");
+    if (!(p >= 0 && p < 1)) return vl_fail(err, VL_ERR_VALUE, "p must be in [0, 1), got %g", p);
+    if (!vl_is_contiguous(h)) return vl_fail(err, VL_ERR_SHAPE, "h must be contiguous");
+    if ((st = check_keep(keep, u->shape[0], j.kG, err)) != VL_OK) return st;
+    j.keep = (uint8_t *)keep->data;
+    j.gen = gen;
+    j.base = gen->counter;
+    j.p = p;
+    int64_t per = h->dtype == VL_F32 ? 4 : 2;
+    blocks = (vl_numel(h) + per - 1) / per;
+  }
   vl_parallel_for(ctx, u->shape[0], 64, u->dtype == VL_F32 ? head_range_f32 : head_range_f64, &j);
+  if (keep) gen->counter += (uint64_t)blocks;
   return VL_OK;
 }
 
 vl_status vl_dv_head_backward(vl_ctx *ctx, const vl_tensor *g, const vl_tensor *u,
-                              const vl_tensor *s, bool pred_unspliced, const vl_tensor *grad_h,
-                              vl_error *err) {
+                              const vl_tensor *s, bool pred_unspliced, const vl_tensor *keep,
+                              double p, const vl_tensor *grad_h, vl_error *err) {
   head_job j;
   vl_status st = head_setup(g, u, s, pred_unspliced, pred_unspliced ? 2 : 1, grad_h,
                             pred_unspliced ? 3 : 2, "grad", "grad_h", &j, err);
   if (st != VL_OK) return st;
+  if (keep) {
+    if (!(p >= 0 && p < 1)) return vl_fail(err, VL_ERR_VALUE, "p must be in [0, 1), got %g", p);
+    if ((st = check_keep(keep, u->shape[0], j.kG, err)) != VL_OK) return st;
+    j.keep = (uint8_t *)keep->data;
+    j.p = p;
+  }
   vl_parallel_for(ctx, u->shape[0], 64,
                   u->dtype == VL_F32 ? head_back_range_f32 : head_back_range_f64, &j);
   return VL_OK;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "parallel.h"
+#include "random.h"
 #include "tensor.h"
 
 /* Candidate means. For each row i of v [n, D]: delta_ij = cand[idx[i, j]] - cur[i] (j < k,
@@ -50,12 +51,14 @@ vl_status vl_dv_direction_forward(vl_ctx *ctx, const vl_tensor *x, const vl_tens
                                   const vl_tensor *s, const vl_tensor *r, const vl_tensor *stats,
                                   vl_error *err);
 
-/* grad [n, G] (contiguous) = w_u d r_u/dx + w_s d r_s/dx for per-gene weights w [G, 2] (f64),
- * from the stats of vl_dv_direction_forward on the same x, u, s. A gene whose masked,
- * centred x is all zero contributes no gradient (its correlation is flat at 0 there). */
+/* grad [n, G] (unit stride along rows) = w_u d r_u/dx + w_s d r_s/dx for per-gene weights
+ * w [G, 2] (f64), from the stats of vl_dv_direction_forward on the same x, u, s; with
+ * accumulate the values are added to grad instead. A term whose masked, centred x is all
+ * zero contributes no gradient (autodiff of the formula would give NaN there). */
 vl_status vl_dv_direction_backward(vl_ctx *ctx, const vl_tensor *x, const vl_tensor *u,
                                    const vl_tensor *s, const vl_tensor *stats,
-                                   const vl_tensor *w, const vl_tensor *grad, vl_error *err);
+                                   const vl_tensor *w, const vl_tensor *grad, bool accumulate,
+                                   vl_error *err);
 
 /* Velocity head. h [n, 2G] (or [n, 3G] with pred_unspliced), u, s [n, G]:
  * beta = h[:, 0:G], gamma = h[:, G:2G], alpha = h[:, 2G:3G]; out [n, G] = beta u + gamma s, or
@@ -64,10 +67,18 @@ vl_status vl_dv_head_forward(vl_ctx *ctx, const vl_tensor *h, const vl_tensor *u
                              const vl_tensor *s, bool pred_unspliced, const vl_tensor *out,
                              vl_error *err);
 
+/* The head on dropout(h): h contiguous, keep [n, 2G or 3G] (contiguous bool) receives the
+ * mask, drawn from gen's stream exactly as vl_dropout_forward on h (gen advances as there),
+ * and the rates are h * (keep ? 1 / (1 - p) : 0) in h's dtype. */
+vl_status vl_dv_head_dropout_forward(vl_ctx *ctx, vl_philox *gen, const vl_tensor *h,
+                                     const vl_tensor *u, const vl_tensor *s, bool pred_unspliced,
+                                     double p, const vl_tensor *out, const vl_tensor *keep,
+                                     vl_error *err);
+
 /* The gradient of the head with respect to h for an output gradient g: grad_h [n, 2G or 3G]
- * (contiguous). */
+ * (contiguous); with keep (not NULL) that of the head on dropout(h) with that mask and p. */
 vl_status vl_dv_head_backward(vl_ctx *ctx, const vl_tensor *g, const vl_tensor *u,
-                              const vl_tensor *s, bool pred_unspliced, const vl_tensor *grad_h,
-                              vl_error *err);
+                              const vl_tensor *s, bool pred_unspliced, const vl_tensor *keep,
+                              double p, const vl_tensor *grad_h, vl_error *err);
 
 #endif

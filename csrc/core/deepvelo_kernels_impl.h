@@ -13,6 +13,31 @@ DV_CLONES static double DV_FN(dot_diff)(const DV_T *b, const DV_T *a, const DV_T
   return (double)s;
 }
 
+/* The dots of four candidate rows b0..b3 at once (the loads of a and w shared), 8 lanes each. */
+DV_CLONES static void DV_FN(dot_diff4)(const DV_T *b0, const DV_T *b1, const DV_T *b2,
+                                       const DV_T *b3, const DV_T *a, const DV_T *w, int64_t n,
+                                       double out[4]) {
+  DV_T l0[8] = {0}, l1[8] = {0}, l2[8] = {0}, l3[8] = {0};
+  int64_t g = 0;
+  for (; g + 8 <= n; g += 8)
+    for (int l = 0; l < 8; l++) {
+      DV_T ag = a[g + l], wg = w[g + l];
+      l0[l] += (b0[g + l] - ag) * wg;
+      l1[l] += (b1[g + l] - ag) * wg;
+      l2[l] += (b2[g + l] - ag) * wg;
+      l3[l] += (b3[g + l] - ag) * wg;
+    }
+  DV_T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (; g < n; g++) {
+    s0 += (b0[g] - a[g]) * w[g];
+    s1 += (b1[g] - a[g]) * w[g];
+    s2 += (b2[g] - a[g]) * w[g];
+    s3 += (b3[g] - a[g]) * w[g];
+  }
+  for (int l = 0; l < 8; l++) s0 += l0[l], s1 += l1[l], s2 += l2[l], s3 += l3[l];
+  out[0] = (double)s0, out[1] = (double)s1, out[2] = (double)s2, out[3] = (double)s3;
+}
+
 /* acc[g] += b[g] - a[g] */
 DV_CLONES static void DV_FN(add_diff)(DV_T *restrict acc, const DV_T *b, const DV_T *a, int64_t n) {
   for (int64_t g = 0; g < n; g++) acc[g] += b[g] - a[g];
@@ -31,9 +56,15 @@ static void DV_FN(cand_range)(int64_t lo, int64_t hi, int chunk, void *arg) {
     memset(p, 0, (size_t)d * sizeof(DV_T));
     memset(m, 0, (size_t)d * sizeof(DV_T));
     int64_t np = 0, nm = 0;
+    const int64_t *row = j->idx + i * j->k;
+    const DV_T *cand = (const DV_T *)j->cand;
+    double dots[4];
     for (int64_t c = 0; c < j->k; c++) {
-      const DV_T *cj = (const DV_T *)j->cand + j->idx[i * j->k + c] * j->scand;
-      double dot = DV_FN(dot_diff)(cj, ci, vi, j->n_cos);
+      const DV_T *cj = cand + row[c] * j->scand;
+      if (c % 4 == 0 && c + 4 <= j->k)
+        DV_FN(dot_diff4)(cj, cand + row[c + 1] * j->scand, cand + row[c + 2] * j->scand,
+                         cand + row[c + 3] * j->scand, ci, vi, j->n_cos, dots);
+      double dot = c < j->k - j->k % 4 ? dots[c % 4] : DV_FN(dot_diff)(cj, ci, vi, j->n_cos);
       if (dot > 0) {
         DV_FN(add_diff)(p, cj, ci, d);
         np++;
@@ -155,7 +186,7 @@ static void DV_FN(dir_backward_range)(int64_t lo, int64_t hi, int chunk, void *a
     const DV_T *x = (const DV_T *)j->x + i * j->sx + lo;
     const DV_T *u = (const DV_T *)j->u + i * j->su + lo;
     const DV_T *s = (const DV_T *)j->s + i * j->ss + lo;
-    DV_T *o = (DV_T *)j->grad + i * j->g + lo;
+    DV_T *o = (DV_T *)j->grad + i * j->sg + lo;
     for (int64_t c = 0; c < w; c++) {
       const double *st = j->stats + (lo + c) * 2 * VL_DV_NSTAT;
       const double *wt = j->w + (lo + c) * 2;
@@ -170,7 +201,26 @@ static void DV_FN(dir_backward_range)(int64_t lo, int64_t hi, int chunk, void *a
         double ax = (double)x[c] - q[0], yn = ((double)s[c] - q[1]) * q[2];
         gsum += wt[1] * (yn * q[3] - ax * q[4] - q[5]);
       }
-      o[c] = (DV_T)gsum;
+      o[c] = j->accumulate ? (DV_T)(o[c] + gsum) : (DV_T)gsum;
+    }
+  }
+}
+
+/* The dropout keep mask of row i of h (kG entries) from the generator's stream, as
+ * vl_dropout_forward draws it for the whole (contiguous) h. */
+static void DV_FN(keep_row)(const head_job *j, int64_t i, uint8_t *keep) {
+  const int64_t per = sizeof(DV_T) == 4 ? 4 : 2;
+  const int64_t first = i * j->kG, last = first + j->kG;
+  uint32_t w[4];
+  for (int64_t e = first; e < last;) {
+    const int64_t b = e / per;
+    vl_philox_at(j->gen, j->base + (uint64_t)b, w);
+    for (; e < last && e / per == b; e++) {
+      int64_t lane = e % per;
+      bool k;
+      if (per == 4) k = (float)((double)(w[lane] >> 8) * 0x1p-24) >= (float)j->p;
+      else k = vl_u01_f64(w[2 * lane], w[2 * lane + 1]) >= j->p;
+      keep[e - first] = k;
     }
   }
 }
@@ -185,6 +235,27 @@ static void DV_FN(head_range)(int64_t lo, int64_t hi, int chunk, void *arg) {
     const DV_T *s = (const DV_T *)j->s + i * j->ss;
     DV_T *o = (DV_T *)j->out + i * j->so;
     const DV_T *beta = h, *gamma = h + G;
+    if (j->keep) {
+      uint8_t *k = j->keep + i * j->kG;
+      DV_FN(keep_row)(j, i, k);
+      const DV_T sc = (DV_T)(1.0 / (1.0 - j->p));
+      if (!j->pred_unspliced) {
+        for (int64_t g = 0; g < G; g++) {
+          DV_T b = beta[g] * (k[g] ? sc : (DV_T)0), c = gamma[g] * (k[G + g] ? sc : (DV_T)0);
+          o[g] = b * u[g] + c * s[g];
+        }
+      } else {
+        const DV_T *alpha = h + 2 * G;
+        for (int64_t g = 0; g < G; g++) {
+          DV_T b = beta[g] * (k[g] ? sc : (DV_T)0), c = gamma[g] * (k[G + g] ? sc : (DV_T)0);
+          DV_T a = alpha[g] * (k[2 * G + g] ? sc : (DV_T)0);
+          DV_T bu = b * u[g];
+          o[g] = bu - c * s[g];
+          o[G + g] = a - bu;
+        }
+      }
+      continue;
+    }
     if (!j->pred_unspliced) {
       for (int64_t g = 0; g < G; g++) o[g] = beta[g] * u[g] + gamma[g] * s[g];
     } else {
@@ -219,6 +290,11 @@ static void DV_FN(head_back_range)(int64_t lo, int64_t hi, int chunk, void *arg)
         gh[G + g] = -g1 * s[g];
         gh[2 * G + g] = g2;
       }
+    }
+    if (j->keep) { /* through the dropout: the rows of keep follow those of grad_h */
+      const uint8_t *k = j->keep + i * j->kG;
+      const DV_T sc = (DV_T)(1.0 / (1.0 - j->p));
+      for (int64_t c = 0; c < j->kG; c++) gh[c] = gh[c] * (k[c] ? sc : (DV_T)0);
     }
   }
 }

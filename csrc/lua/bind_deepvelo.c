@@ -3,6 +3,9 @@
 #include "deepvelo_kernels.h"
 #include "lua_tensor.h"
 
+/* the userdata type of lua/velua/random.lua's generators (csrc/lua/bind_random.c) */
+#define GENERATOR_MT "velua.Generator"
+
 static vlua_tensor *check_tensor(lua_State *L, const char *fname, int arg, const char *name) {
   if (!vlua_test(L, arg))
     luaL_error(L, "%s: %s must be a tensor, got %s", fname, name, luaL_typename(L, arg));
@@ -66,8 +69,9 @@ static int l_dv_candidate_means(lua_State *L) {
   return want_counts ? 3 : 2;
 }
 
-/* dv_mle_forward(v, current, candidates, idx (1-based), n_cos [, want_counts])
- * -> ediff [n, D] (E+ - E-), sum (v - E+)^2, sum (v + E-)^2 [, counts [n, 2]] */
+/* dv_mle_forward(v, current, candidates, idx (1-based), n_cos [, want_counts [, into]])
+ * -> ediff [n, D] (E+ - E-; written into `into` when given), sum (v - E+)^2,
+ *    sum (v + E-)^2 [, counts [n, 2]] */
 static int l_dv_mle_forward(lua_State *L) {
   const char *fname = "dv_mle_forward";
   vlua_tensor *v = check_float_matrix(L, fname, 1, "v");
@@ -75,13 +79,16 @@ static int l_dv_mle_forward(lua_State *L) {
   vlua_tensor *cand = check_tensor(L, fname, 3, "candidates");
   int64_t n_cos = vlua_checkint_range(L, 5, "n_cos", 1, v->t.shape[1]);
   bool want_counts = lua_toboolean(L, 6);
-  lua_settop(L, 6);
-  vlua_tensor *ix0 = zero_based_idx(L, fname, 4, v->t.shape[0]); /* 7 */
-  vlua_tensor *ediff = vlua_new_like(L, &v->t, v->t.dtype);       /* 8 */
+  vlua_tensor *into = lua_isnoneornil(L, 7) ? NULL : check_tensor(L, fname, 7, "into");
+  lua_settop(L, 7);
+  vlua_tensor *ix0 = zero_based_idx(L, fname, 4, v->t.shape[0]); /* 8 */
+  vlua_tensor *ediff = into;
+  if (into) lua_pushvalue(L, 7); /* 9: the output */
+  else ediff = vlua_new_like(L, &v->t, v->t.dtype); /* 9 */
   vlua_tensor *counts = NULL;
   if (want_counts) {
     int64_t cshape[2] = {v->t.shape[0], 2};
-    counts = vlua_new(L, VL_I64, 2, cshape); /* 9 */
+    counts = vlua_new(L, VL_I64, 2, cshape); /* 10 */
   }
   double sp = 0, sm = 0;
   vl_error err;
@@ -89,10 +96,11 @@ static int l_dv_mle_forward(lua_State *L) {
                     vl_dv_mle_forward(vlua_ctx(L), &v->t, &cur->t, &cand->t, &ix0->t, n_cos,
                                       &ediff->t, counts ? &counts->t : NULL, &sp, &sm, &err),
                     &err);
-  lua_pushvalue(L, 8);
+  if (into) vlua_mark_written(into);
+  lua_pushvalue(L, 9);
   lua_pushnumber(L, sp);
   lua_pushnumber(L, sm);
-  if (want_counts) lua_pushvalue(L, 9);
+  if (want_counts) lua_pushvalue(L, 10);
   return want_counts ? 4 : 3;
 }
 
@@ -127,7 +135,9 @@ static int l_dv_direction_forward(lua_State *L) {
   return 2;
 }
 
-/* dv_direction_backward(x, u, s, stats, w [G, 2] f64) -> grad [n, G] */
+/* dv_direction_backward(x, u, s, stats, w [G, 2] f64 [, into]) -> grad [n, G]; with `into`
+ * (a tensor [n, G] with unit stride along rows) the gradient is added to it in place and
+ * `into` is returned */
 static int l_dv_direction_backward(lua_State *L) {
   const char *fname = "dv_direction_backward";
   vlua_tensor *x = check_float_matrix(L, fname, 1, "x");
@@ -135,13 +145,18 @@ static int l_dv_direction_backward(lua_State *L) {
   vlua_tensor *s = check_tensor(L, fname, 3, "s");
   vlua_tensor *st = check_tensor(L, fname, 4, "stats");
   vlua_tensor *w = check_tensor(L, fname, 5, "w");
-  lua_settop(L, 5);
-  vlua_tensor *g = vlua_new_like(L, &x->t, x->t.dtype);
+  vlua_tensor *into = lua_isnoneornil(L, 6) ? NULL : check_tensor(L, fname, 6, "into");
+  lua_settop(L, 6);
+  vlua_tensor *g = into ? into : vlua_new_like(L, &x->t, x->t.dtype);
   vl_error err;
   vlua_check_status(L, fname,
                     vl_dv_direction_backward(vlua_ctx(L), &x->t, &u->t, &s->t, &st->t, &w->t,
-                                             &g->t, &err),
+                                             &g->t, into != NULL, &err),
                     &err);
+  if (into) {
+    vlua_mark_written(into);
+    lua_pushvalue(L, 6);
+  }
   return 1;
 }
 
@@ -161,19 +176,41 @@ static int l_dv_head_forward(lua_State *L) {
   return 1;
 }
 
-/* dv_head_backward(g, u, s, pred_unspliced) -> grad_h */
+/* dv_head_dropout_forward(h (contiguous), u, s, pred_unspliced, p, generator) -> v, keep */
+static int l_dv_head_dropout_forward(lua_State *L) {
+  const char *fname = "dv_head_dropout_forward";
+  vlua_tensor *h = check_float_matrix(L, fname, 1, "h");
+  vlua_tensor *u = check_float_matrix(L, fname, 2, "u");
+  vlua_tensor *s = check_tensor(L, fname, 3, "s");
+  bool pu = lua_toboolean(L, 4);
+  double p = luaL_checknumber(L, 5);
+  vl_philox *gen = luaL_testudata(L, 6, GENERATOR_MT);
+  if (!gen) luaL_argerror(L, 6, "generator expected");
+  lua_settop(L, 6);
+  int64_t shape[2] = {u->t.shape[0], (pu ? 2 : 1) * u->t.shape[1]};
+  vlua_tensor *out = vlua_new(L, h->t.dtype, 2, shape);
+  vlua_tensor *keep = vlua_new_like(L, &h->t, VL_BOOL);
+  vl_error err;
+  vlua_check_status(L, fname, vl_dv_head_dropout_forward(vlua_ctx(L), gen, &h->t, &u->t, &s->t, pu,
+                                                         p, &out->t, &keep->t, &err), &err);
+  return 2;
+}
+
+/* dv_head_backward(g, u, s, pred_unspliced [, keep, p]) -> grad_h */
 static int l_dv_head_backward(lua_State *L) {
   const char *fname = "dv_head_backward";
   vlua_tensor *g = check_float_matrix(L, fname, 1, "grad");
   vlua_tensor *u = check_float_matrix(L, fname, 2, "u");
   vlua_tensor *s = check_tensor(L, fname, 3, "s");
   bool pu = lua_toboolean(L, 4);
-  lua_settop(L, 4);
+  vlua_tensor *keep = lua_isnoneornil(L, 5) ? NULL : check_tensor(L, fname, 5, "keep");
+  double p = keep ? luaL_checknumber(L, 6) : 0;
+  lua_settop(L, 6);
   int64_t shape[2] = {u->t.shape[0], (pu ? 3 : 2) * u->t.shape[1]};
   vlua_tensor *out = vlua_new(L, g->t.dtype, 2, shape);
   vl_error err;
-  vlua_check_status(L, fname, vl_dv_head_backward(vlua_ctx(L), &g->t, &u->t, &s->t, pu, &out->t,
-                                                  &err), &err);
+  vlua_check_status(L, fname, vl_dv_head_backward(vlua_ctx(L), &g->t, &u->t, &s->t, pu,
+                                                  keep ? &keep->t : NULL, p, &out->t, &err), &err);
   return 1;
 }
 
@@ -185,6 +222,7 @@ void vlua_register_deepvelo(lua_State *L) {
     {"dv_direction_forward", l_dv_direction_forward},
     {"dv_direction_backward", l_dv_direction_backward},
     {"dv_head_forward", l_dv_head_forward},
+    {"dv_head_dropout_forward", l_dv_head_dropout_forward},
     {"dv_head_backward", l_dv_head_backward},
     {NULL, NULL}};
   vlua_setfuncs(L, regs);

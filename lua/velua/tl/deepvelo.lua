@@ -205,6 +205,60 @@ function M.velocity_head(h, u, s, pred_unspliced)
   return head_op(h, u, s, pred_unspliced == true)
 end
 
+-- The velocity head on dropout(h), fused (training mode of the model): the mask is drawn as
+-- M.dropout would draw it on h, so the result equals velocity_head(dropout(h)) bit for bit.
+local head_keep = setmetatable({}, { __mode = "k" })
+local head_dropout_op = T.def_differentiable("deepvelo_head_dropout", function(h, u, s, pu, p, gen)
+  local v, keep = core.dv_head_dropout_forward(h, u, s, pu, p, gen)
+  head_keep[v] = keep
+  return v
+end, function(g, a, out, needs)
+  local keep = head_keep[out]
+  head_keep[out] = nil
+  if keep == nil then
+    error("velocity head: the dropout mask of this output was already used by an earlier " ..
+      "backward() (retain_graph is not supported)", 0)
+  end
+  local h, u, s, pu, p = a[1], a[2], a[3], a[4], a[5]
+  g = g:contiguous()
+  local gh = needs[1] and core.dv_head_backward(g, u, s, pu, keep, p) or nil
+  local gu, gs
+  if needs[2] or needs[3] then
+    local G = u:size(2)
+    local hd = h * (keep:to(h:dtype()) * (1 / (1 - p)))
+    local beta, gamma = hd:narrow(2, 1, G), hd:narrow(2, G + 1, G)
+    if pu then
+      local g1, g2 = g:narrow(2, 1, G), g:narrow(2, G + 1, G)
+      gu = needs[2] and (g1 - g2) * beta or nil
+      gs = needs[3] and -(g1 * gamma) or nil
+    else
+      gu = needs[2] and g * beta or nil
+      gs = needs[3] and g * gamma or nil
+    end
+  end
+  return gh, gu, gs
+end, "in")
+
+-- The rates of a forward pass in training mode: the dropped-out columns of the last layer's
+-- output, computed when first asked for.
+local function lazy_rates(h, v, G, pu, p)
+  local names = { beta = 0, gamma = 1, alpha = pu and 2 or nil }
+  return setmetatable({}, { __index = function(t, k)
+    local off = names[k]
+    if off == nil then return nil end
+    local keep = head_keep[v]
+    if keep == nil then
+      error("DeepVeloGCN: the rates of a training pass are available until its backward()", 2)
+    end
+    local r = T.no_grad(function()
+      return (h:narrow(2, off * G + 1, G) * (keep:narrow(2, off * G + 1, G):to(h:dtype()) *
+        (1 / (1 - p)))):contiguous()
+    end)
+    rawset(t, k, r)
+    return r
+  end })
+end
+
 function Model:forward(adj, u, s)
   local G = self.n_genes
   if not T.is_tensor(u) or not T.is_tensor(s) or u:dim() ~= 2 or s:dim() ~= 2 or
@@ -222,12 +276,24 @@ function Model:forward(adj, u, s)
     h = T.cat({ u, s }, 2)
     rawset(self, "_input", { u = u, s = s, h = h, vu = vu, vs = vs })
   end
-  for l = 1, self.n_layers do
+  for l = 1, self.n_layers - 1 do
     h = self.dropout(self["conv" .. l](adj, h))
   end
+  h = self["conv" .. self.n_layers](adj, h)
+  local drop = self.dropout
+  local pu = self.pred_unspliced
+  if getmetatable(drop) == Dropout and drop.training and drop.p > 0 and drop.p < 1 then
+    -- the last dropout and the head in one pass
+    local hc = h:contiguous()
+    if u:size(2) > 1 and u:stride()[2] ~= 1 then u = u:contiguous() end
+    if s:size(2) > 1 and s:stride()[2] ~= 1 then s = s:contiguous() end
+    local v = head_dropout_op(hc, u, s, pu, drop.p, drop.gen or T.default_generator())
+    return v, lazy_rates(hc, v, G, pu, drop.p)
+  end
+  h = drop(h)
   local rates = { beta = h:narrow(2, 1, G), gamma = h:narrow(2, G + 1, G) }
-  if self.pred_unspliced then rates.alpha = h:narrow(2, 2 * G + 1, G) end
-  return M.velocity_head(h, u, s, self.pred_unspliced), rates
+  if pu then rates.alpha = h:narrow(2, 2 * G + 1, G) end
+  return M.velocity_head(h, u, s, pu), rates
 end
 
 -- ---------- losses ----------
@@ -379,14 +445,67 @@ function M.direction_loss(velocity, s, u, opts)
   return (c - corr:mean()) / c
 end
 
--- mle_plus_direction(output, data [, {pearson_scale=18, coeff_u=1, coeff_s=1}]): DeepVelo's
--- default loss L_mle + lambda L_P with lambda = pearson_scale sqrt(D) / clip(1 - L_P, 0.01, 0.5)
--- (a constant each step; D the width of the current state). data = {u=, s=, current=, idx=,
--- candidates=} as made by M.prepare. Returns the loss and {mle=, direction=, lambda=}
--- (numbers).
-function M.mle_plus_direction(output, data, opts)
-  local o = options.check("mle_plus_direction", opts, { pearson_scale = 18, coeff_u = 1, coeff_s = 1 })
+-- The fused default loss: one C forward pass each for the two terms, and a backward pass that
+-- writes the continuity gradient and adds the direction gradient into the same buffer. The
+-- E+ - E- buffer is reused from epoch to epoch through data._ediff.
+local combined_op = T.def_differentiable("deepvelo_mle_direction", function(v, data, o)
+  local n, D = v:size(1), v:size(2)
   local G = data.s:size(2)
+  local vd = rows_unit_stride(v:detach())
+  local buf = rawget(data, "_ediff")
+  if buf and not (buf:dtype() == v:dtype() and buf:size(1) == n and buf:size(2) == D) then buf = nil end
+  rawset(data, "_ediff", nil)
+  local ediff, sp, sm = core.dv_mle_forward(vd, data.current, data.candidates, data.idx, G, false, buf)
+  local vel = D == G and vd or vd:narrow(2, 1, G)
+  local r, stats = core.dv_direction_forward(vel, data.u, data.s)
+  local mean_u = r:select(2, 1):mean():item()
+  local mean_s = r:select(2, 2):mean():item()
+  local c = o.coeff_u + o.coeff_s
+  local lp = (c - (o.coeff_u * mean_u - o.coeff_s * mean_s)) / c
+  local lambda = o.pearson_scale * math.sqrt(data.current:size(2)) /
+    math.min(0.5, math.max(0.01, 1 - lp))
+  local l_mle = (sp / (n * D) + sm / (n * D)) * 0.5 * math.sqrt(G)
+  local out = T.tensor(l_mle + lambda * lp, { dtype = v:dtype() })
+  saved[out] = { ediff = ediff, stats = stats, lambda = lambda, G = G,
+    parts = { mle = l_mle, direction = lp, lambda = lambda } }
+  return out
+end, function(g, a, out, needs)
+  local st = take_saved(out, "mle_plus_direction")
+  if not needs[1] then return nil end
+  local v, data, o = a[1], a[2], a[3]
+  local n, D, G = v:size(1), v:size(2), st.G
+  local gv = g:item()
+  local vr = rows_unit_stride(v)
+  local grad = core.dv_mle_backward(vr, st.ediff, gv * math.sqrt(G) / (n * D))
+  rawset(data, "_ediff", st.ediff) -- free for the next forward pass
+  local wv = gv * st.lambda / (G * (o.coeff_u + o.coeff_s))
+  local w = T.tensor({ -o.coeff_u * wv, o.coeff_s * wv }, { dtype = "f64" }):reshape({ 1, 2 })
+    :expand({ G, 2 }):contiguous()
+  local vel = D == G and vr or vr:narrow(2, 1, G)
+  core.dv_direction_backward(vel, data.u, data.s, st.stats, w, D == G and grad or grad:narrow(2, 1, G))
+  return grad
+end, "in")
+
+-- mle_plus_direction(output, data [, {pearson_scale=18, coeff_u=1, coeff_s=1, impl="fused"}]):
+-- DeepVelo's default loss L_mle + lambda L_P with lambda = pearson_scale sqrt(D) /
+-- clip(1 - L_P, 0.01, 0.5) (a constant each step; D the width of the current state), L_mle on
+-- the whole output (continuity, cosine over the first G columns) and L_P on its first G
+-- columns (the spliced velocity). data = {u=, s=, current=, idx=, candidates=} as made by
+-- M.prepare. Returns the loss and {mle=, direction=, lambda=} (numbers). impl="composed" adds
+-- the two separate loss functions instead of the fused pass.
+function M.mle_plus_direction(output, data, opts)
+  local o = options.check("mle_plus_direction", opts, { pearson_scale = 18, coeff_u = 1,
+    coeff_s = 1, impl = "fused" })
+  if not T.is_tensor(output) or output:dim() ~= 2 then
+    error("mle_plus_direction: output must be a 2-d tensor", 2)
+  end
+  local G = data.s:size(2)
+  if o.impl == "fused" and output:dtype() == data.s:dtype() and output:dtype() == data.u:dtype()
+    and output:dtype() == data.current:dtype() and not data.u:needs_grad() and not data.s:needs_grad() then
+    local loss = combined_op(output, data, o)
+    local st = saved[loss]
+    return loss, st and st.parts or nil
+  end
   local velocity = output:size(2) == G and output or output:narrow(2, 1, G)
   local l_mle = M.mle_loss(output, data.current, data.idx, data.candidates, { n_spliced = G })
   local l_p = M.direction_loss(velocity, data.s, data.u, { coeff_u = o.coeff_u, coeff_s = o.coeff_s })
