@@ -35,7 +35,7 @@ typedef struct {
 typedef struct {
   const char *x, *u, *s;
   int64_t sx, su, ss, n, g;
-  double *scratch; /* 16 doubles per gene (forward) */
+  double *scratch; /* 16 doubles per gene (forward), 10 (backward) */
   double *stats;   /* [G, 2, VL_DV_NSTAT] */
   double *r;       /* [G, 2] */
   const double *w; /* [G, 2] (backward) */
@@ -241,8 +241,11 @@ vl_status vl_dv_direction_backward(vl_ctx *ctx, const vl_tensor *x, const vl_ten
   j.grad = grad->data;
   j.sg = row_stride(grad);
   j.accumulate = accumulate;
+  j.scratch = malloc((size_t)(j.g > 0 ? j.g : 1) * 10 * sizeof(double));
+  if (!j.scratch) return vl_fail(err, VL_ERR_NOMEM, "out of memory for per-gene coefficients");
   vl_parallel_for(ctx, j.g, 64,
                   x->dtype == VL_F32 ? dir_backward_range_f32 : dir_backward_range_f64, &j);
+  free(j.scratch);
   return VL_OK;
 }
 

@@ -110,70 +110,116 @@ static void DV_FN(mle_back_range)(int64_t lo, int64_t hi, int chunk, void *arg) 
   }
 }
 
-/* Direction statistics of the columns [lo, hi) (see dir_job). Pass 1: counts and masked means
- * of x and y; pass 2: the centred sums; then the per-gene correlation and gradient terms. */
+/* Pass 1 of the direction statistics over rows for columns [0, w) of this range: counts and
+ * sums of x and y over the masks, one array per statistic (contiguous in the column, so the
+ * branch-free loop vectorises). */
+DV_CLONES static void DV_FN(dir_pass1)(const dir_job *j, int64_t lo, int64_t w, double *A) {
+  double *cu = A, *xu = A + w, *yu = A + 2 * w, *cs = A + 3 * w, *xs = A + 4 * w, *ys = A + 5 * w;
+  for (int64_t i = 0; i < j->n; i++) {
+    const DV_T *x = (const DV_T *)j->x + i * j->sx + lo;
+    const DV_T *u = (const DV_T *)j->u + i * j->su + lo;
+    const DV_T *s = (const DV_T *)j->s + i * j->ss + lo;
+    for (int64_t c = 0; c < w; c++) {
+      bool mu = u[c] > 0, ms = s[c] > 0;
+      double xc = (double)x[c];
+      cu[c] += mu ? 1.0 : 0.0;
+      xu[c] += mu ? xc : 0.0;
+      yu[c] += mu ? (double)u[c] : 0.0;
+      cs[c] += ms ? 1.0 : 0.0;
+      xs[c] += ms ? xc : 0.0;
+      ys[c] += ms ? (double)s[c] : 0.0;
+    }
+  }
+}
+
+/* Pass 2: the centred sums per mask t: [6 + 5t ..] = sum a^2, sum yc^2, sum a yc, sum a, sum yc,
+ * with the means already in A[1, 2] (u) and A[4, 5] (s). */
+DV_CLONES static void DV_FN(dir_pass2)(const dir_job *j, int64_t lo, int64_t w, double *A) {
+  const double *mxu = A + w, *myu = A + 2 * w, *mxs = A + 4 * w, *mys = A + 5 * w;
+  double *q = A + 6 * w;
+  for (int64_t i = 0; i < j->n; i++) {
+    const DV_T *x = (const DV_T *)j->x + i * j->sx + lo;
+    const DV_T *u = (const DV_T *)j->u + i * j->su + lo;
+    const DV_T *s = (const DV_T *)j->s + i * j->ss + lo;
+    for (int64_t c = 0; c < w; c++) {
+      bool mu = u[c] > 0, ms = s[c] > 0;
+      double xc = (double)x[c];
+      double ax = mu ? xc - mxu[c] : 0.0, ay = mu ? (double)u[c] - myu[c] : 0.0;
+      double bx = ms ? xc - mxs[c] : 0.0, by = ms ? (double)s[c] - mys[c] : 0.0;
+      q[c] += ax * ax;
+      q[w + c] += ay * ay;
+      q[2 * w + c] += ax * ay;
+      q[3 * w + c] += ax;
+      q[4 * w + c] += ay;
+      q[5 * w + c] += bx * bx;
+      q[6 * w + c] += by * by;
+      q[7 * w + c] += bx * by;
+      q[8 * w + c] += bx;
+      q[9 * w + c] += by;
+    }
+  }
+}
+
+/* Direction statistics of the columns [lo, hi) (see dir_job): pass 1, the means, pass 2,
+ * then the per-gene correlation and gradient terms. */
 static void DV_FN(dir_forward_range)(int64_t lo, int64_t hi, int chunk, void *arg) {
   const dir_job *j = arg;
   (void)chunk;
   const int64_t w = hi - lo;
-  double *acc = j->scratch + lo * 16; /* 16 doubles per column, this range's own slice */
-  memset(acc, 0, (size_t)w * 16 * sizeof(double));
-  /* per column c: [0..5] = cnt_u, sum x|u, sum u|u, cnt_s, sum x|s, sum s|s */
-  for (int64_t i = 0; i < j->n; i++) {
-    const DV_T *x = (const DV_T *)j->x + i * j->sx + lo;
-    const DV_T *u = (const DV_T *)j->u + i * j->su + lo;
-    const DV_T *s = (const DV_T *)j->s + i * j->ss + lo;
+  double *A = j->scratch + lo * 16; /* 16 arrays of w doubles, this range's own slice */
+  memset(A, 0, (size_t)w * 16 * sizeof(double));
+  DV_FN(dir_pass1)(j, lo, w, A);
+  for (int t = 0; t < 2; t++)
     for (int64_t c = 0; c < w; c++) {
-      double *a = acc + c * 16;
-      if (u[c] > 0) a[0] += 1, a[1] += (double)x[c], a[2] += (double)u[c];
-      if (s[c] > 0) a[3] += 1, a[4] += (double)x[c], a[5] += (double)s[c];
+      double cnt = A[3 * t * w + c] + 1e-9;
+      A[(3 * t + 1) * w + c] /= cnt; /* mean of x over the mask */
+      A[(3 * t + 2) * w + c] /= cnt; /* mean of y over the mask */
     }
-  }
+  DV_FN(dir_pass2)(j, lo, w, A);
   for (int64_t c = 0; c < w; c++) {
-    double *a = acc + c * 16;
-    for (int t = 0; t < 2; t++) {
-      double cnt = a[3 * t] + 1e-9;
-      a[3 * t + 1] /= cnt; /* mean of x over the mask */
-      a[3 * t + 2] /= cnt; /* mean of y over the mask */
-    }
-  }
-  /* pass 2, per mask t: [6 + 5t ..] = sum a^2, sum yc^2, sum a yc, sum a, sum yc */
-  for (int64_t i = 0; i < j->n; i++) {
-    const DV_T *x = (const DV_T *)j->x + i * j->sx + lo;
-    const DV_T *u = (const DV_T *)j->u + i * j->su + lo;
-    const DV_T *s = (const DV_T *)j->s + i * j->ss + lo;
-    for (int64_t c = 0; c < w; c++) {
-      double *a = acc + c * 16;
-      if (u[c] > 0) {
-        double ax = (double)x[c] - a[1], ay = (double)u[c] - a[2];
-        a[6] += ax * ax, a[7] += ay * ay, a[8] += ax * ay, a[9] += ax, a[10] += ay;
-      }
-      if (s[c] > 0) {
-        double ax = (double)x[c] - a[4], ay = (double)s[c] - a[5];
-        a[11] += ax * ax, a[12] += ay * ay, a[13] += ax * ay, a[14] += ax, a[15] += ay;
-      }
-    }
-  }
-  for (int64_t c = 0; c < w; c++) {
-    const double *a = acc + c * 16;
     int64_t g = lo + c;
     for (int t = 0; t < 2; t++) {
-      const double *q = a + 6 + 5 * t;
-      double cnt = a[3 * t] + 1e-9, mux = a[3 * t + 1], muy = a[3 * t + 2];
+      double q[5];
+      for (int k = 0; k < 5; k++) q[k] = A[(6 + 5 * t + k) * w + c];
+      double cnt = A[3 * t * w + c] + 1e-9, mux = A[(3 * t + 1) * w + c];
+      double muy = A[(3 * t + 2) * w + c];
       double na = sqrt(q[0]), ny = sqrt(q[1]);
       double inv_ny = 1.0 / (ny + 1e-9), inv_d = 1.0 / (na + 1e-9);
       double sn = q[2] * inv_ny; /* sum a yn */
       double r = sn * inv_d;
       double *st = j->stats + (g * 2 + t) * VL_DV_NSTAT;
-      double A = 0, B = 0, K = 0;
+      double Aa = 0, B = 0, K = 0;
       if (na > 0) {
-        A = inv_d;
+        Aa = inv_d;
         B = sn * inv_d * inv_d / na;
-        K = (q[4] * inv_ny * A - B * q[3]) / cnt; /* (sum_k dr/da_k) / count */
+        K = (q[4] * inv_ny * Aa - B * q[3]) / cnt; /* (sum_k dr/da_k) / count */
       }
-      st[0] = mux, st[1] = muy, st[2] = inv_ny, st[3] = A, st[4] = B, st[5] = K, st[6] = r;
-      st[7] = a[3 * t];
+      st[0] = mux, st[1] = muy, st[2] = inv_ny, st[3] = Aa, st[4] = B, st[5] = K, st[6] = r;
+      st[7] = A[3 * t * w + c];
       j->r[g * 2 + t] = r;
+    }
+  }
+}
+
+/* The gradient rows for columns [lo, lo + w) from per-column coefficients P (10 arrays of w:
+ * per mask mux, muy, w A inv_ny, w B, w K): grad = P2 (y - muy) - P3 (x - mux) - P4 summed
+ * over the masks that hold. */
+DV_CLONES static void DV_FN(dir_back_rows)(const dir_job *j, int64_t lo, int64_t w,
+                                           const double *P) {
+  const double *mxu = P, *myu = P + w, *pu = P + 2 * w, *qu = P + 3 * w, *ku = P + 4 * w;
+  const double *mxs = P + 5 * w, *mys = P + 6 * w, *ps = P + 7 * w, *qs = P + 8 * w,
+               *ks = P + 9 * w;
+  for (int64_t i = 0; i < j->n; i++) {
+    const DV_T *x = (const DV_T *)j->x + i * j->sx + lo;
+    const DV_T *u = (const DV_T *)j->u + i * j->su + lo;
+    const DV_T *s = (const DV_T *)j->s + i * j->ss + lo;
+    DV_T *o = (DV_T *)j->grad + i * j->sg + lo;
+    for (int64_t c = 0; c < w; c++) {
+      double xc = (double)x[c];
+      double gu = pu[c] * ((double)u[c] - myu[c]) - qu[c] * (xc - mxu[c]) - ku[c];
+      double gs = ps[c] * ((double)s[c] - mys[c]) - qs[c] * (xc - mxs[c]) - ks[c];
+      double g = (u[c] > 0 ? gu : 0.0) + (s[c] > 0 ? gs : 0.0);
+      o[c] = j->accumulate ? (DV_T)((double)o[c] + g) : (DV_T)g;
     }
   }
 }
@@ -182,28 +228,19 @@ static void DV_FN(dir_backward_range)(int64_t lo, int64_t hi, int chunk, void *a
   const dir_job *j = arg;
   (void)chunk;
   const int64_t w = hi - lo;
-  for (int64_t i = 0; i < j->n; i++) {
-    const DV_T *x = (const DV_T *)j->x + i * j->sx + lo;
-    const DV_T *u = (const DV_T *)j->u + i * j->su + lo;
-    const DV_T *s = (const DV_T *)j->s + i * j->ss + lo;
-    DV_T *o = (DV_T *)j->grad + i * j->sg + lo;
-    for (int64_t c = 0; c < w; c++) {
-      const double *st = j->stats + (lo + c) * 2 * VL_DV_NSTAT;
-      const double *wt = j->w + (lo + c) * 2;
-      double gsum = 0;
-      if (u[c] > 0) {
-        const double *q = st;
-        double ax = (double)x[c] - q[0], yn = ((double)u[c] - q[1]) * q[2];
-        gsum += wt[0] * (yn * q[3] - ax * q[4] - q[5]);
-      }
-      if (s[c] > 0) {
-        const double *q = st + VL_DV_NSTAT;
-        double ax = (double)x[c] - q[0], yn = ((double)s[c] - q[1]) * q[2];
-        gsum += wt[1] * (yn * q[3] - ax * q[4] - q[5]);
-      }
-      o[c] = j->accumulate ? (DV_T)(o[c] + gsum) : (DV_T)gsum;
+  double *P = j->scratch + lo * 10; /* this range's slice of 10 arrays */
+  for (int64_t c = 0; c < w; c++) {
+    for (int t = 0; t < 2; t++) {
+      const double *st = j->stats + ((lo + c) * 2 + t) * VL_DV_NSTAT;
+      double wt = j->w[(lo + c) * 2 + t];
+      P[(5 * t) * w + c] = st[0];
+      P[(5 * t + 1) * w + c] = st[1];
+      P[(5 * t + 2) * w + c] = wt * st[3] * st[2];
+      P[(5 * t + 3) * w + c] = wt * st[4];
+      P[(5 * t + 4) * w + c] = wt * st[5];
     }
   }
+  DV_FN(dir_back_rows)(j, lo, w, P);
 }
 
 /* The dropout keep mask of row i of h (kG entries) from the generator's stream, as
