@@ -445,6 +445,13 @@ describe("tl.deepvelo", function()
     local v = a.layers.Mu * a.layers.cell_specific_beta - a.layers.Ms * a.layers.cell_specific_gamma
     assert.is_true(max_abs_diff(v, a.layers.velocity) < 1e-5)
     assert.is_true(a.uns.deepvelo.eval_loss < loss[1])
+    -- the outputs survive an h5ad round trip
+    local path = os.tmpname()
+    a:write_h5ad(path)
+    local back = velua.read_h5ad(path)
+    os.remove(path)
+    assert.are.same(loss, back.uns.deepvelo.loss:totable())
+    assert.are.same(a.layers.cell_specific_gamma:totable(), back.layers.cell_specific_gamma:totable())
   end)
 
   it("predicts unspliced velocity and restricts to velocity genes on request", function()
