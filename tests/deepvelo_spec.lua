@@ -277,6 +277,31 @@ describe("deepvelo losses", function()
     assert.is_true(math.abs(a - b) < 1e-5)
   end)
 
+  it("the fused kernels give the same bits on 1 and 2 threads", function()
+    math.randomseed(41)
+    local n, G = 300, 130
+    local s = T.tensor(rand_table(n, G, -0.5, 2)):clamp(0, nil)
+    local u = T.tensor(rand_table(n, G, -0.5, 2)):clamp(0, nil)
+    local v = T.tensor(rand_table(n, G, -1, 1))
+    local idx = {}
+    for i = 1, n do idx[i] = {}; for t = 1, 29 do idx[i][t] = ((i * 7 + t * 13) % n) + 1 end end
+    local data = { s = s, u = u, current = s, candidates = s, idx = T.tensor(idx, { dtype = "i64" }) }
+    local function run()
+      local x = v:clone():requires_grad()
+      local l, parts = dv.mle_plus_direction(x, data)
+      l:backward()
+      local hd = dv.velocity_head(T.cat({ v, v }, 2), u, s)
+      return { l:item(), parts.mle, parts.direction, x:grad():totable(), hd:totable() }
+    end
+    local before = velua.get_num_threads()
+    velua.set_num_threads(1)
+    local one = run()
+    velua.set_num_threads(2)
+    local two = run()
+    velua.set_num_threads(before)
+    assert.are.same(one, two)
+  end)
+
   it("mle_plus_direction combines them with DeepVelo's lambda", function()
     local V, S, U, idx = small_data(10, 6, 4)
     local data = { s = T.tensor(S), u = T.tensor(U), current = T.tensor(S), candidates = T.tensor(S),
