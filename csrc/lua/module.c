@@ -97,6 +97,8 @@ int luaopen_velua_core(lua_State *L) {
   vlua_register_optim(L);
   vlua_register_special(L);
   vlua_register_pp(L);
+  vlua_register_deepvelo(L);
+  vlua_register_dropout(L);
   vlua_register_velocity(L);
   vlua_register_interrupt(L);
   vlua_register_umap(L);
