@@ -117,6 +117,26 @@ static void run_tasks(int64_t lo, int64_t hi, int chunk, void *arg) {
   else (f32 ? to_dense_f32 : to_dense_f64)(j, r0, r1);
 }
 
+bool vl_bfs_order(int64_t n, const int64_t *indptr, const int64_t *indices, int64_t *order) {
+  char *seen = calloc((size_t)(n > 0 ? n : 1), 1);
+  if (!seen) return false;
+  int64_t head = 0, tail = 0;
+  for (int64_t s0 = 0; s0 < n; s0++) {
+    if (seen[s0]) continue;
+    seen[s0] = 1;
+    order[tail++] = s0;
+    while (head < tail) {
+      int64_t i = order[head++];
+      for (int64_t p = indptr[i]; p < indptr[i + 1]; p++) {
+        int64_t c = indices[p];
+        if (!seen[c]) { seen[c] = 1; order[tail++] = c; }
+      }
+    }
+  }
+  free(seen);
+  return true;
+}
+
 /* Rows visited breadth-first over the pattern of a square matrix (a kNN graph): rows handled
  * one after the other then share most of the dense rows they read, which stay in cache. Each
  * output row is still computed on its own, so the result does not change. */
@@ -140,22 +160,7 @@ static bool run_rows_bfs(vl_ctx *ctx, row_job *j) {
   int64_t n = a->nrows;
   if (a->ncols != n || n < 1024 || j->k < 32) return false;
   int64_t *order = malloc((size_t)n * sizeof *order);
-  char *seen = calloc((size_t)n, 1);
-  if (!order || !seen) { free(order); free(seen); return false; }
-  int64_t head = 0, tail = 0;
-  for (int64_t s0 = 0; s0 < n; s0++) {
-    if (seen[s0]) continue;
-    seen[s0] = 1;
-    order[tail++] = s0;
-    while (head < tail) {
-      int64_t i = order[head++];
-      for (int64_t p = a->indptr[i]; p < a->indptr[i + 1]; p++) {
-        int64_t c = a->indices[p];
-        if (!seen[c]) { seen[c] = 1; order[tail++] = c; }
-      }
-    }
-  }
-  free(seen);
+  if (!order || !vl_bfs_order(n, a->indptr, a->indices, order)) { free(order); return false; }
   ordered_job oj = {j, order};
   (void)vl_parallel_blocks(ctx, n, 64, run_ordered, &oj); /* the binding raises when interrupted */
   free(order);

@@ -4,6 +4,7 @@
 #ifndef VELUA_SPARSE_CSR_H
 #define VELUA_SPARSE_CSR_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "parallel.h"
@@ -43,5 +44,11 @@ vl_status vl_csr_to_dense(vl_ctx *ctx, const vl_csr *a, const vl_tensor *out, vl
  * with arrays of that size to fill them. */
 vl_status vl_csr_from_dense(const vl_tensor *dense, int64_t *indptr, int64_t *indices,
                             void *values, vl_error *err);
+
+/* order[0..n): the rows of a square pattern (indptr, indices; a graph) in breadth-first order,
+ * each component from its lowest unvisited row. Returns false when out of memory. Kernels that
+ * read the rows of a dense operand through the graph visit cells in this order so that cells
+ * handled one after the other share most of what they read in cache. */
+bool vl_bfs_order(int64_t n, const int64_t *indptr, const int64_t *indices, int64_t *order);
 
 #endif

@@ -1,6 +1,8 @@
 /* Velocity graph correlations and kNN velocity confidence (see velocity_graph.h). */
 #include "velocity_graph.h"
 
+#include "sparse_csr.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -144,24 +146,7 @@ vl_status vl_velocity_correlations(vl_ctx *ctx, int64_t n, int64_t g, const floa
    * handled one after the other share most of their neighbours' rows in cache. The order
    * changes only when each value is computed, not the value. */
   int64_t *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
-  char *seen = calloc((size_t)(n > 0 ? n : 1), 1);
-  if (!seen) { free(order); order = NULL; }
-  if (order) {
-    int64_t head = 0, tail = 0;
-    for (int64_t s0 = 0; s0 < n; s0++) {
-      if (seen[s0]) continue;
-      seen[s0] = 1;
-      order[tail++] = s0;
-      while (head < tail) {
-        int64_t i = order[head++];
-        for (int64_t p = indptr[i]; p < indptr[i + 1]; p++) {
-          int64_t j = indices[p];
-          if (!seen[j]) { seen[j] = 1; order[tail++] = j; }
-        }
-      }
-    }
-  }
-  free(seen);
+  if (order && !vl_bfs_order(n, indptr, indices, order)) { free(order); order = NULL; }
   corr_job J = {n, g, X, V, pick_sums(sqrt_transform), indptr, indices, vals, order};
   vl_status st = vl_parallel_blocks(ctx, n, 32, corr_body, &J);
   free(order);

@@ -95,6 +95,8 @@ void vlua_register_h5(lua_State *L);
 void vlua_register_optim(lua_State *L);
 void vlua_register_special(lua_State *L);
 void vlua_register_pp(lua_State *L);
+void vlua_register_deepvelo(lua_State *L);
+void vlua_register_dropout(lua_State *L);
 void vlua_register_velocity(lua_State *L);
 void vlua_register_interrupt(lua_State *L);
 

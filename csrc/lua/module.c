@@ -9,6 +9,7 @@
 #include "lua_tensor.h"
 
 void vlua_set_ctx(lua_State *L, int idx);
+void vlua_register_umap(lua_State *L); /* bind_umap.c */
 
 static int ctx_gc(lua_State *L) {
   vl_ctx *ctx = lua_touserdata(L, 1);
@@ -96,8 +97,11 @@ int luaopen_velua_core(lua_State *L) {
   vlua_register_optim(L);
   vlua_register_special(L);
   vlua_register_pp(L);
+  vlua_register_deepvelo(L);
+  vlua_register_dropout(L);
   vlua_register_velocity(L);
   vlua_register_interrupt(L);
+  vlua_register_umap(L);
   luaL_getmetatable(L, VLUA_TENSOR_MT);
   lua_setfield(L, -2, "tensor_metatable");
   lua_pushinteger(L, VL_MAX_DIMS);
