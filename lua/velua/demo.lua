@@ -96,7 +96,7 @@ function M.run(opts)
 
   local plots = {}
   step("pl.velocity_embedding_stream + scatter", function()
-    local fig = pl.figure { ncols = 2, width = 1000, height = 460 }
+    local fig = pl.figure { ncols = 2, width = 620, height = 460 }
     pl.velocity_embedding_stream(ad, { basis = "umap", color = "clusters", ax = fig:panel(1),
       title = "velocity stream (umap)" })
     pl.scatter(ad, { basis = "umap", color = "velocity_confidence", ax = fig:panel(2),
