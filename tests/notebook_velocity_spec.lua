@@ -1,4 +1,4 @@
--- notebooks/02_velocity_pancreas.ipynb, executed headlessly through the velua Jupyter kernel
+-- notebooks/02_velocity_pancreas.ipynb and 03_deepvelo.ipynb, executed headlessly through the velua Jupyter kernel
 -- (jupyter nbconvert --execute, kernelspec installed into a temporary JUPYTER_PATH): every cell
 -- runs without error and the figures come back as SVG display data. The notebook reads the
 -- shared pancreas data when they are there (required when CI is set), else the simulator.
@@ -47,14 +47,13 @@ for i, c in enumerate(nb["cells"], 1):
                 print("SVG %d %s" % (i, path))
 ]]
 
-describe("notebook 02_velocity_pancreas", function()
-  local root = helpers.repo_root()
-  local nb = root .. "/notebooks/02_velocity_pancreas.ipynb"
-  -- nil locally when the data are missing (the notebook then runs on the simulator); an error in CI
-  local pancreas = helpers.shared_path("data/pancreas_veloviz/pancreas.h5ad")
+local root = helpers.repo_root()
+-- nil locally when the data are missing (the notebooks then run on the simulator); an error in CI
+local pancreas = helpers.shared_path("data/pancreas_veloviz/pancreas.h5ad")
 
-  it("is stored without outputs, for the velua kernel", function()
-    local ok, out = sh(string.format([[/usr/bin/python3 -c "
+-- The stored notebook: valid, for the velua kernel, without outputs; returns its code cells.
+local function check_stored(nb)
+  local ok, out = sh(string.format([[/usr/bin/python3 -c "
 import nbformat, sys
 nb = nbformat.read(sys.argv[1], 4)
 nbformat.validate(nb)
@@ -62,49 +61,65 @@ code = [c for c in nb.cells if c.cell_type == 'code']
 assert nb.metadata.kernelspec.name == 'velua', nb.metadata.kernelspec
 assert all(not c.outputs and c.execution_count is None for c in code), 'stored with outputs'
 print('code cells', len(code))" %s]], q(nb)))
-    assert.is_true(ok, out)
-    assert.is_true(tonumber(out:match("code cells (%d+)")) >= 6, out)
+  assert.is_true(ok, out)
+  return tonumber(out:match("code cells (%d+)"))
+end
+
+-- Runs the notebook through the velua kernel (a temporary kernelspec and output dir) and
+-- returns: all stream/text output joined, the SVG figures, the seconds taken. Fails when a
+-- cell raised or was not executed.
+local function execute(nb, timeout)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert.is_true(os.execute("mkdir -p " .. q(dir)))
+  local ok, out = sh(string.format("bash %s %s", q(root .. "/scripts/jupyter/install_kernel.sh"),
+    q(dir .. "/kernels/velua")))
+  assert.is_true(ok, out)
+  local t0 = os.time()
+  -- errors are allowed in the run so that every cell's output can be checked and reported below
+  ok, out = sh(string.format("cd %s && JUPYTER_PATH=%s LUA_PATH=%s LUA_CPATH=%s timeout %d jupyter nbconvert " ..
+    "--to notebook --execute --allow-errors --ExecutePreprocessor.timeout=%d --output-dir %s --output out.ipynb %s",
+    q(root .. "/notebooks"), q(dir), q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
+    q(root .. "/build/?.so;;"), timeout + 60, timeout, q(dir), q(nb)))
+  assert.is_true(ok, out)
+  local seconds = os.time() - t0
+  local f = assert(io.open(dir .. "/summary.py", "w"))
+  f:write(SUMMARY)
+  f:close()
+  ok, out = sh(string.format("/usr/bin/python3 %s %s %s", q(dir .. "/summary.py"), q(dir .. "/out.ipynb"), q(dir)))
+  assert.is_true(ok, out)
+  local cells, errors, text, svgs = 0, {}, {}, {}
+  for line in out:gmatch("[^\n]+") do
+    local kind, i, rest = line:match("^(%u+) (%d+) ?(.*)$")
+    if kind == "CELL" then
+      cells = cells + 1
+      assert.is_truthy(rest:match("^%d+ "), "cell " .. i .. " was not executed: " .. line)
+    elseif kind == "ERROR" then
+      errors[#errors + 1] = "cell " .. i .. ": " .. rest
+    elseif kind == "TEXT" then
+      text[#text + 1] = rest
+    elseif kind == "SVG" then
+      svgs[#svgs + 1] = assert(io.open(rest)):read("a")
+    end
+  end
+  assert.are.same({}, errors)
+  os.execute("rm -rf " .. q(dir))
+  for k, sv in ipairs(svgs) do
+    assert.is_truthy(sv:find("^%s*<svg") and sv:find("</svg>%s*$"), "figure " .. k .. " is not a whole SVG")
+  end
+  return table.concat(text, "\n"), svgs, seconds, cells
+end
+
+describe("notebook 02_velocity_pancreas", function()
+  local nb = root .. "/notebooks/02_velocity_pancreas.ipynb"
+
+  it("is stored without outputs, for the velua kernel", function()
+    assert.is_true(check_stored(nb) >= 6)
   end)
 
   it("runs through the velua kernel without errors and returns its figures as SVG", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert.is_true(os.execute("mkdir -p " .. q(dir)))
-    local ok, out = sh(string.format("bash %s %s", q(root .. "/scripts/jupyter/install_kernel.sh"),
-      q(dir .. "/kernels/velua")))
-    assert.is_true(ok, out)
-    local t0 = os.time()
-    -- errors are allowed in the run so that every cell's output can be checked and reported below
-    ok, out = sh(string.format("cd %s && JUPYTER_PATH=%s LUA_PATH=%s LUA_CPATH=%s timeout 300 jupyter nbconvert " ..
-      "--to notebook --execute --allow-errors --ExecutePreprocessor.timeout=240 --output-dir %s --output out.ipynb %s",
-      q(root .. "/notebooks"), q(dir), q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
-      q(root .. "/build/?.so;;"), q(dir), q(nb)))
-    assert.is_true(ok, out)
-    local seconds = os.time() - t0
-    local f = assert(io.open(dir .. "/summary.py", "w"))
-    f:write(SUMMARY)
-    f:close()
-    ok, out = sh(string.format("/usr/bin/python3 %s %s %s", q(dir .. "/summary.py"), q(dir .. "/out.ipynb"), q(dir)))
-    assert.is_true(ok, out)
-
-    -- every code cell ran, none raised
-    local cells, errors, text, svgs = 0, {}, {}, {}
-    for line in out:gmatch("[^\n]+") do
-      local kind, i, rest = line:match("^(%u+) (%d+) ?(.*)$")
-      if kind == "CELL" then
-        cells = cells + 1
-        assert.is_truthy(rest:match("^%d+ "), "cell " .. i .. " was not executed: " .. line)
-      elseif kind == "ERROR" then
-        errors[#errors + 1] = "cell " .. i .. ": " .. rest
-      elseif kind == "TEXT" then
-        text[#text + 1] = rest
-      elseif kind == "SVG" then
-        svgs[#svgs + 1] = assert(io.open(rest)):read("a")
-      end
-    end
-    assert.is_true(cells >= 6, out)
-    assert.are.same({}, errors)
-    local all = table.concat(text, "\n")
+    local all, svgs, seconds, cells = execute(nb, 240)
+    assert.is_true(cells >= 6)
 
     -- the data: the shared pancreas file when present, else the simulator
     if pancreas then
@@ -118,18 +133,42 @@ print('code cells', len(code))" %s]], q(nb)))
     end
     assert.is_truthy(all:find("%d+ velocity genes; velocity graph with %d+ positive"), all)
 
-    -- three figures (clusters, stream, confidence), each a whole SVG; the stream plot has its
-    -- streamlines (round-joined paths) and arrowheads, the first one a legend of the clusters
-    assert.are.equal(3, #svgs, out)
-    for k, s in ipairs(svgs) do
-      assert.is_truthy(s:find("^%s*<svg") and s:find("</svg>%s*$"), "figure " .. k .. " is not a whole SVG")
-    end
+    -- three figures (clusters, stream, confidence); the stream plot has its streamlines
+    -- (round-joined paths) and arrowheads, the first one a legend of the clusters
+    assert.are.equal(3, #svgs)
     assert.is_truthy(svgs[1]:find(pancreas and ">Ductal<" or ">progenitor<", 1, true))
     local _, lines = svgs[2]:gsub('stroke%-linejoin="round"', "")
     assert.is_true(lines >= 1, "no streamlines in the stream plot")
     assert.is_truthy(svgs[2]:find("velocity stream", 1, true))
     assert.is_truthy(svgs[3]:find("velocity confidence", 1, true))
     assert.is_true(seconds <= 60, "the notebook took " .. seconds .. " s")
-    os.execute("rm -rf " .. q(dir))
+  end)
+end)
+
+describe("notebook 03_deepvelo", function()
+  local nb = root .. "/notebooks/03_deepvelo.ipynb"
+
+  it("is stored without outputs, for the velua kernel", function()
+    assert.is_true(check_stored(nb) >= 5)
+  end)
+
+  it("trains DeepVelo, compares it with scVelo and plots the downstream path", function()
+    local all, svgs = execute(nb, 400)
+    assert.is_truthy(all:find(pancreas and "pancreas: 739 cells x 2000 genes" or "simulated:", 1, true), all)
+    local first, last = all:match("loss ([%d.]+) %-> ([%d.]+)")
+    assert.is_true(tonumber(last) < tonumber(first), all)
+    assert.is_truthy(all:find("overall    DeepVelo %d%.%d+ ± %d%.%d+   scVelo %d%.%d+"), all)
+    assert.is_truthy(all:find("Mann%-Whitney U = %d+, p = "), all)
+    if pancreas then
+      assert.is_truthy(all:find("cell type  DeepVelo", 1, true), all)
+      -- DeepVelo above scVelo on the overall score (the paper's finding, and ours on pancreas)
+      local dv, sv = all:match("overall    DeepVelo (%d%.%d+) ± %d%.%d+   scVelo (%d%.%d+)")
+      assert.is_true(tonumber(dv) > tonumber(sv), all)
+    end
+    -- loss curve, the two stream plots side by side, the UMAP of the rates
+    assert.are.equal(3, #svgs)
+    assert.is_truthy(svgs[1]:find("DeepVelo training loss", 1, true))
+    assert.is_truthy(svgs[2]:find(">DeepVelo<", 1, true) and svgs[2]:find("scVelo (stochastic)", 1, true))
+    assert.is_truthy(svgs[3]:find("UMAP of the cell%-specific rates"))
   end)
 end)
