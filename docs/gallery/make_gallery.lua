@@ -1,5 +1,7 @@
--- Regenerates docs/gallery/overview.{svg,png} and velocity.{svg,png}:
+-- Regenerates docs/gallery/overview.{svg,png}, velocity.{svg,png} and, when
+-- ../shared/data/pancreas_veloviz/pancreas.h5ad exists beside the repository, pancreas.{svg,png}:
 --   build/bin/velua run docs/gallery/make_gallery.lua
+-- Everything is seeded, so the output is the same on every run.
 local velua = require "velua"
 local T, pl, pp, tl = velua.tensor, velua.pl, velua.pp, velua.tl
 local dir = (arg and arg[0] or "docs/gallery/make_gallery.lua"):match("^(.*)/") or "."
@@ -22,35 +24,42 @@ fig:save(dir .. "/overview.svg")
 fig:save(dir .. "/overview.png")
 print("wrote " .. dir .. "/overview.svg and .png")
 
--- Velocity plots of two conditions (B blocks lineage 2 half-way) on one common grid.
--- The embedding is PC 1-2 of the preprocessed data. Until tl.velocity_embedding is used here,
--- the true velocity is carried into it directly: d/dt E[log1p(c N)] for N ~ Poisson(lambda)
--- is E[log1p(c (N+1)) - log1p(c N)] dlambda/dt (estimated from the cell's own count), minus
--- the change of the library-size factor c; then smoothed over the kNN graph as moments are.
-local sim = velua.datasets.simulate { n_obs = 1000, n_vars = 100, seed = 1, conditions = 2 }
+-- The common embedding: velua's UMAP when tl.umap is there, else PC 1-2 (projected in 2-d).
+local have_umap = package.searchpath("velua.tl.umap", package.path) ~= nil
+local function embed(ad)
+  if have_umap then
+    tl.umap(ad, { seed = 0 })
+    return "umap", "UMAP"
+  end
+  ad.obsm.X_pc12 = ad.obsm.X_pca:narrow(2, 1, 2):contiguous()
+  return "pc12", "PC"
+end
+
+-- Velocity plots of two conditions (B blocks lineage 2 half-way) on one common 16 x 16 grid, through the
+-- whole pipeline: both conditions are preprocessed together (one gene set, one PCA, one kNN
+-- graph, one fit of the degradation rates), then split. Each condition's velocities are
+-- projected with its own transitions only, so B's field cannot borrow A's continuation.
+local sim = velua.datasets.simulate { n_obs = 1000, n_vars = 200, seed = 1, conditions = 2 }
 sim = sim:subset(sim.layers.spliced:sum(2):ge(200)) -- drop near-empty cells
-sim.obs.true_dsize = sim.layers.true_velocity:sum(2) * sim.uns.simulation.scale
-sim = pp.filter_and_normalize(sim, { min_shared_counts = 5, n_top_genes = 60 })
-pp.pca(sim, { n_comps = 10 })
-pp.neighbors(sim, { n_neighbors = 30, n_pcs = 10 })
-local size = sim.obs.initial_size:to("f64"):clamp(1)
-local sorted = size:totable()
-table.sort(sorted)
-local c = (sorted[(#sorted + 1) // 2] / size):unsqueeze(2)
-local X = sim.X:to("f64")
-local dX = ((X:expm1() + c):log1p() - X) * sim.uns.simulation.scale * sim.layers.true_velocity:to("f64")
-  - (-(-X):exp() + 1) * (sim.obs.true_dsize:to("f64") / size):unsqueeze(2)
-local v = dX:matmul(sim.varm.PCs:to("f64")):narrow(2, 1, 2):to("f32"):contiguous()
-sim.obsm.X_umap = sim.obsm.X_pca:narrow(2, 1, 2):contiguous()
-sim.obsm.velocity_umap = pp.moments_operator(sim):matmul(v)
+sim = pp.filter_and_normalize(sim, { min_shared_counts = 10, n_top_genes = 150 })
+pp.pca(sim, { n_comps = 20 })
+pp.neighbors(sim, { n_neighbors = 30, n_pcs = 20 })
+pp.moments(sim)
+tl.velocity(sim)
+tl.velocity_graph(sim)
+local basis, axis = embed(sim)
 local A = sim:subset(sim.obs.condition.codes:eq(1))
 local B = sim:subset(sim.obs.condition.codes:eq(2))
+for _, d in ipairs { A, B } do tl.velocity_embedding(d, { basis = basis }) end
 
-local grid = tl.velocity_grid({ A, B }, { grid_size = 20, min_cells = 3 })
-local vf = pl.figure { ncols = 2, panels = 8, title = "velocity: condition A | condition B (lineage 2 blocked)" }
+local GS = 16
+local grid = tl.velocity_grid({ A, B }, { basis = basis, grid_size = GS, min_cells = 3 })
+local vf = pl.figure { ncols = 2, panels = 8, width = 460, height = 420,
+  title = "velocity: condition A | condition B (lineage 2 blocked)" }
 local names = { "A", "B" }
+local RIGHT = 110 -- legend width, also kept by the colorbar panels so all columns line up
 for i, d in ipairs { A, B } do
-  local common = { color = "clusters", xlabel = "PC1", ylabel = "PC2" }
+  local common = { basis = basis, color = "clusters", xlabel = axis .. "1", ylabel = axis .. "2", right = RIGHT }
   local function with(t) for k, val in pairs(common) do t[k] = val end return t end
   -- the second condition reuses the first one's arrow scale, so lengths compare
   pl.velocity_embedding(d, with { ax = vf:panel(i), bounds = grid.bounds, title = names[i] .. ": velocity_embedding",
@@ -61,21 +70,51 @@ for i, d in ipairs { A, B } do
     title = names[i] .. (i == 2 and ": stream, width by speed" or ": velocity_embedding_stream") })
 end
 -- the cross-condition comparison on the common grid: cosine and log2 speed ratio per bin
-local cos, bad = require("velua.tl.grid").grid_cosine(grid)
+local cos, bad = tl.grid_cosine(grid)
 local keep = bad:logical_not():reshape(-1):nonzero():reshape(-1)
-local gx = grid.x:unsqueeze(1):expand({ 20, 20 }):reshape(-1):index(1, keep)
-local gy = grid.y:unsqueeze(2):expand({ 20, 20 }):reshape(-1):index(1, keep)
+local gx = grid.x:unsqueeze(1):expand({ GS, GS }):reshape(-1):index(1, keep)
+local gy = grid.y:unsqueeze(2):expand({ GS, GS }):reshape(-1):index(1, keep)
 local xy = T.stack({ gx, gy }, 2)
 local b = grid.bounds
 local lims = { xlim = { b[1] - 0.04 * (b[2] - b[1]), b[2] + 0.04 * (b[2] - b[1]) },
   ylim = { b[3] - 0.04 * (b[4] - b[3]), b[4] + 0.04 * (b[4] - b[3]) } }
 pl.scatter(xy, { ax = vf:panel(7), color = cos:reshape(-1):index(1, keep), cmap = "diverging", vmin = -1, vmax = 1,
-  size = 6, alpha = 1, title = "cos(A, B) per bin (grid_cosine)", xlabel = "PC1", ylabel = "PC2",
-  xlim = lims.xlim, ylim = lims.ylim })
+  size = 6, alpha = 1, title = "cos(A, B) per bin (grid_cosine)", xlabel = axis .. "1", ylabel = axis .. "2",
+  xlim = lims.xlim, ylim = lims.ylim, right = RIGHT })
 local speed = function(g) return g.V:norm(2, 3):reshape(-1):index(1, keep) end
 local ratio = (speed(grid.grids[2]) / speed(grid.grids[1])):log() / math.log(2)
 pl.scatter(xy, { ax = vf:panel(8), color = ratio, cmap = "diverging", vmin = -2, vmax = 2, size = 6, alpha = 1,
-  title = "log2 speed ratio B / A per bin", xlabel = "PC1", ylabel = "PC2", xlim = lims.xlim, ylim = lims.ylim })
+  title = "log2 speed ratio B / A per bin", xlabel = axis .. "1", ylabel = axis .. "2", xlim = lims.xlim,
+  ylim = lims.ylim, right = RIGHT })
 vf:save(dir .. "/velocity.svg")
 vf:save(dir .. "/velocity.png")
 print("wrote " .. dir .. "/velocity.svg and .png")
+
+-- Pancreas endocrinogenesis (scVelo's pancreas data, 739 cells subsampled by veloviz), when the
+-- shared data are there: scVelo's default workflow, the stream on velua's own embedding.
+local path = dir .. "/../../../shared/data/pancreas_veloviz/pancreas.h5ad"
+local f = io.open(path, "rb")
+if f then
+  f:close()
+  local ad = velua.read_h5ad(path)
+  ad = pp.filter_and_normalize(ad, { min_shared_counts = 20, n_top_genes = 2000 })
+  pp.pca(ad)
+  pp.neighbors(ad)
+  pp.moments(ad)
+  tl.velocity(ad)
+  tl.velocity_graph(ad)
+  local pbasis, paxis = embed(ad)
+  tl.velocity_embedding(ad, { basis = pbasis })
+  tl.velocity_confidence(ad)
+  local pf = pl.figure { ncols = 2, width = 520, height = 420,
+    title = "pancreas endocrinogenesis (739 cells): velocity stream and confidence" }
+  pl.velocity_embedding_stream(ad, { basis = pbasis, color = "clusters", ax = pf:panel(1),
+    min_cells = 3, title = "velocity_embedding_stream", xlabel = paxis .. "1", ylabel = paxis .. "2" })
+  pl.scatter(ad, { basis = pbasis, color = "velocity_confidence", ax = pf:panel(2), title = "velocity_confidence",
+    xlabel = paxis .. "1", ylabel = paxis .. "2", right = 110 })
+  pf:save(dir .. "/pancreas.svg")
+  pf:save(dir .. "/pancreas.png")
+  print("wrote " .. dir .. "/pancreas.svg and .png")
+else
+  print("skipped the pancreas figure: " .. path .. " not found")
+end

@@ -185,14 +185,19 @@ end
 
 -- ---------- scatter ----------
 -- scatter(ad | xy, {basis=, color=, size=3, alpha=0.8, cmap="viridis", title=, legend=true, ax=,
---   xlabel=, ylabel=, vmin=, vmax=, xlim={lo, hi}, ylim={lo, hi}})
+--   xlabel=, ylabel=, vmin=, vmax=, xlim={lo, hi}, ylim={lo, hi}, right=})
+-- right: pixels kept right of the plotting area for the legend or colorbar (default 110 with a
+-- legend, 48 with a colorbar, else 0); panels given one value line up in a column.
 -- Leaves panel.view = {X=, Y= (data -> pixel), area=, xlim=, ylim=, fills= (colour per cell)}
 -- for plots drawn on top (velocity arrows).
 function pl.scatter(data, opts)
   local o = options.check("pl.scatter", opts, { basis = options.NONE, color = options.NONE, size = 3,
     alpha = 0.8, cmap = "viridis", title = options.NONE, legend = true, ax = options.NONE,
     xlabel = options.NONE, ylabel = options.NONE, vmin = options.NONE, vmax = options.NONE,
-    frame = true, xlim = options.NONE, ylim = options.NONE })
+    frame = true, xlim = options.NONE, ylim = options.NONE, right = options.NONE })
+  if o.right ~= nil and (type(o.right) ~= "number" or o.right ~= o.right or o.right < 0 or o.right == math.huge) then
+    error("pl.scatter: right must be a number of pixels >= 0, got " .. tostring(o.right), 2)
+  end
   local x, y = coords(data, o.basis)
   local n = #x
   local cats, codes, values
@@ -209,7 +214,7 @@ function pl.scatter(data, opts)
   elseif type(c) == "table" then
     values = c
   end
-  local right = (cats and o.legend) and 110 or (values and 48 or 0)
+  local right = o.right or ((cats and o.legend) and 110 or (values and 48 or 0))
   local fig, panel = panel_of(o, {})
   local svg = fig.svg_
   local a = area(panel, right, o.title)

@@ -23,7 +23,7 @@ local function pl() return require "velua.pl" end
 local function with_common(extra)
   local d = { basis = "umap", vkey = "velocity", color = NONE, size = NONE, alpha = NONE, cmap = "viridis",
     title = NONE, legend = true, ax = NONE, xlabel = NONE, ylabel = NONE, vmin = NONE, vmax = NONE,
-    arrow_color = NONE, arrow_scale = 1, scale = NONE, bounds = NONE }
+    arrow_color = NONE, arrow_scale = 1, scale = NONE, bounds = NONE, right = NONE }
   for k, v in pairs(extra) do d[k] = v end
   return d
 end
@@ -58,7 +58,8 @@ local function background(ad, o, fname, b, pad_frac, size, alpha)
   local xlim, ylim = padded(b, pad_frac)
   local ok, fig = pcall(pl().scatter, ad, { basis = o.basis, color = o.color, size = o.size or size,
     alpha = o.alpha or alpha, cmap = o.cmap, title = o.title, legend = o.legend, ax = o.ax,
-    xlabel = o.xlabel, ylabel = o.ylabel, vmin = o.vmin, vmax = o.vmax, xlim = xlim, ylim = ylim })
+    xlabel = o.xlabel, ylabel = o.ylabel, vmin = o.vmin, vmax = o.vmax, xlim = xlim, ylim = ylim,
+    right = o.right })
   if not ok then error((tostring(fig):gsub("^[^:]*:%d+: ", ""):gsub("^pl%.scatter", fname)), 3) end
   local panel = o.ax or fig:panel(1)
   return fig, panel, panel.view
