@@ -4,63 +4,12 @@
  * matrix's back raises an error instead of reading out of bounds. */
 #include <string.h>
 
-#include "lua_tensor.h"
-#include "sparse_csr.h"
-
-/* Component `name` at arg: a 1-d tensor of dtype i64 (or f32/f64 when want_float), made
- * contiguous in place on the stack so that it stays alive for the call. */
-static vlua_tensor *check_component(lua_State *L, const char *fname, int arg, const char *name,
-                                    bool want_float) {
-  if (!vlua_test(L, arg))
-    luaL_error(L, "%s: %s must be a tensor, got %s", fname, name, luaL_typename(L, arg));
-  vlua_tensor *t = vlua_check(L, arg);
-  if (t->t.ndim != 1) {
-    char s[64];
-    luaL_error(L, "%s: %s must be 1-d, got shape %s", fname, name,
-               vl_shape_str(t->t.ndim, t->t.shape, s, sizeof s));
-  }
-  if (want_float ? !vl_dtype_is_float(t->t.dtype) : t->t.dtype != VL_I64)
-    luaL_error(L, "%s: %s must be %s, got %s", fname, name, want_float ? "f32 or f64" : "i64",
-               vl_dtype_name(t->t.dtype));
-  if (!vl_is_contiguous(&t->t)) {
-    t = vlua_contiguous(L, arg);
-    lua_replace(L, arg);
-  }
-  return t;
-}
-
-static int64_t check_size_arg(lua_State *L, const char *fname, int arg, const char *name) {
-  int isnum;
-  lua_Integer v = lua_tointegerx(L, arg, &isnum);
-  if (!isnum || v < 0 || v > ((int64_t)1 << 48))
-    luaL_error(L, "%s: %s must be a non-negative integer, got %s", fname, name,
-               lua_type(L, arg) == LUA_TNUMBER ? lua_tostring(L, arg) : luaL_typename(L, arg));
-  return (int64_t)v;
-}
-
-/* The CSR matrix given at arg .. arg + 4, checked and validated. */
-static void check_csr(lua_State *L, const char *fname, int arg, vl_csr *a) {
-  int64_t nrows = check_size_arg(L, fname, arg + 3, "nrows");
-  int64_t ncols = check_size_arg(L, fname, arg + 4, "ncols");
-  vlua_tensor *ip = check_component(L, fname, arg, "indptr", false);
-  vlua_tensor *ix = check_component(L, fname, arg + 1, "indices", false);
-  vlua_tensor *v = check_component(L, fname, arg + 2, "values", true);
-  if (ip->t.shape[0] != nrows + 1)
-    luaL_error(L, "%s: indptr has %I entries, expected nrows + 1 = %I", fname,
-               (lua_Integer)ip->t.shape[0], (lua_Integer)(nrows + 1));
-  if (ix->t.shape[0] != v->t.shape[0])
-    luaL_error(L, "%s: indices has %I entries but values has %I", fname,
-               (lua_Integer)ix->t.shape[0], (lua_Integer)v->t.shape[0]);
-  *a = (vl_csr){nrows, ncols, v->t.shape[0], (const int64_t *)ip->t.data,
-                (const int64_t *)ix->t.data, v->t.data, v->t.dtype};
-  vl_error err;
-  vlua_check_status(L, fname, vl_csr_validate(a, &err), &err);
-}
+#include "bind_args.h"
 
 /* csr_validate(indptr, indices, values, nrows, ncols) -> true, or raises */
 static int l_csr_validate(lua_State *L) {
   vl_csr a;
-  check_csr(L, "csr_validate", 1, &a);
+  vlua_arg_csr(L, "csr_validate", 1, &a);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -70,7 +19,7 @@ static int l_csr_spmm(lua_State *L) {
   const char *fname = "csr_spmm";
   vl_csr a;
   lua_settop(L, 6);
-  check_csr(L, fname, 1, &a);
+  vlua_arg_csr(L, fname, 1, &a);
   if (!vlua_test(L, 6))
     luaL_error(L, "%s: dense must be a tensor, got %s", fname, luaL_typename(L, 6));
   vlua_tensor *b = vlua_check(L, 6);
@@ -103,7 +52,7 @@ static int l_csr_spmm(lua_State *L) {
 static int l_csr_transpose(lua_State *L) {
   vl_csr a;
   lua_settop(L, 5);
-  check_csr(L, "csr_transpose", 1, &a);
+  vlua_arg_csr(L, "csr_transpose", 1, &a);
   int64_t n1 = a.ncols + 1;
   vlua_tensor *tp = vlua_new(L, VL_I64, 1, &n1);
   vlua_tensor *ti = vlua_new(L, VL_I64, 1, &a.nnz);
@@ -119,7 +68,7 @@ static int l_csr_transpose(lua_State *L) {
 static int l_csr_to_dense(lua_State *L) {
   vl_csr a;
   lua_settop(L, 5);
-  check_csr(L, "csr_to_dense", 1, &a);
+  vlua_arg_csr(L, "csr_to_dense", 1, &a);
   int64_t shape[2] = {a.nrows, a.ncols};
   vlua_tensor *out = vlua_new(L, a.dtype, 2, shape);
   memset(out->t.data, 0, (size_t)(a.nrows * a.ncols) * vl_dtype_size(a.dtype));

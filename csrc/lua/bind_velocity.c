@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "lua_tensor.h"
+#include "bind_args.h"
 #include "neighbor_lists.h"
 #include "transition.h"
 #include "velocity_fit.h"
@@ -35,47 +35,6 @@ static vlua_tensor *arg_array(lua_State *L, const char *fname, int arg, const ch
     lua_replace(L, arg);
   }
   return t;
-}
-
-/* A float vector (f32 or f64) at arg, contiguous. */
-static vlua_tensor *arg_values(lua_State *L, const char *fname, int arg, const char *name) {
-  vlua_tensor *t = arg_tensor(L, fname, arg, name);
-  if (t->t.ndim != 1 || !vl_dtype_is_float(t->t.dtype))
-    luaL_error(L, "%s: %s must be a 1-d f32 or f64 tensor, got %s", fname, name,
-               vl_dtype_name(t->t.dtype));
-  if (!vl_is_contiguous(&t->t)) {
-    t = vlua_contiguous(L, arg);
-    lua_replace(L, arg);
-  }
-  return t;
-}
-
-static int64_t arg_size(lua_State *L, const char *fname, int arg, const char *name) {
-  int isnum;
-  lua_Integer v = lua_tointegerx(L, arg, &isnum);
-  if (!isnum || v < 0 || v > ((int64_t)1 << 48))
-    luaL_error(L, "%s: %s must be a non-negative integer, got %s", fname, name,
-               lua_type(L, arg) == LUA_TNUMBER ? lua_tostring(L, arg) : luaL_typename(L, arg));
-  return (int64_t)v;
-}
-
-/* The CSR matrix at arg .. arg + 4, validated. */
-static void arg_csr(lua_State *L, const char *fname, int arg, vl_csr *a) {
-  int64_t nrows = arg_size(L, fname, arg + 3, "nrows");
-  int64_t ncols = arg_size(L, fname, arg + 4, "ncols");
-  vlua_tensor *ip = arg_array(L, fname, arg, "indptr", 1, VL_I64);
-  vlua_tensor *ix = arg_array(L, fname, arg + 1, "indices", 1, VL_I64);
-  vlua_tensor *v = arg_values(L, fname, arg + 2, "values");
-  if (ip->t.shape[0] != nrows + 1)
-    luaL_error(L, "%s: indptr has %I entries, expected nrows + 1 = %I", fname,
-               (lua_Integer)ip->t.shape[0], (lua_Integer)(nrows + 1));
-  if (ix->t.shape[0] != v->t.shape[0])
-    luaL_error(L, "%s: indices has %I entries but values has %I", fname,
-               (lua_Integer)ix->t.shape[0], (lua_Integer)v->t.shape[0]);
-  *a = (vl_csr){nrows, ncols, v->t.shape[0], (const int64_t *)ip->t.data,
-                (const int64_t *)ix->t.data, v->t.data, v->t.dtype};
-  vl_error err;
-  vlua_check_status(L, fname, vl_csr_validate(a, &err), &err);
 }
 
 static vlua_tensor *new_vec(lua_State *L, vl_dtype dt, int64_t n) {
@@ -108,8 +67,8 @@ static const int64_t *arg_neighbors(lua_State *L, const char *fname, int arg, in
  * smallest row count. */
 static int l_neighbor_lists(lua_State *L) {
   vl_csr d;
-  arg_csr(L, "neighbor_lists", 1, &d);
-  int64_t k = lua_isnoneornil(L, 6) ? vl_min_row_count(&d) : arg_size(L, "neighbor_lists", 6, "k");
+  vlua_arg_csr(L, "neighbor_lists", 1, &d);
+  int64_t k = lua_isnoneornil(L, 6) ? vl_min_row_count(&d) : vlua_arg_size(L, "neighbor_lists", 6, "k");
   int64_t shape[2] = {d.nrows, k};
   vlua_tensor *out = vlua_new(L, VL_I64, 2, shape);
   vl_error err;
@@ -292,9 +251,9 @@ static int l_velocity_confidence(lua_State *L) {
 static int l_transition_kernel(lua_State *L) {
   const char *fn = "transition_kernel";
   vl_csr pos, neg;
-  arg_csr(L, fn, 1, &pos);
+  vlua_arg_csr(L, fn, 1, &pos);
   int has_neg = !lua_isnil(L, 6);
-  if (has_neg) arg_csr(L, fn, 6, &neg);
+  if (has_neg) vlua_arg_csr(L, fn, 6, &neg);
   const float *self = NULL;
   if (!lua_isnil(L, 11)) {
     vlua_tensor *s = arg_array(L, fn, 11, "self_prob", 1, VL_F32);
@@ -343,7 +302,7 @@ static int l_normalize_abs_rows(lua_State *L) {
 static int l_velocity_embedding(lua_State *L) {
   const char *fn = "velocity_embedding";
   vl_csr T;
-  arg_csr(L, fn, 1, &T);
+  vlua_arg_csr(L, fn, 1, &T);
   vlua_tensor *X = arg_array(L, fn, 6, "X", 2, VL_F64);
   if (X->t.shape[0] != T.nrows)
     luaL_error(L, "%s: the embedding has %I rows, expected %I (one per cell)", fn,
@@ -360,8 +319,8 @@ static int l_velocity_embedding(lua_State *L) {
 /* csr_row_correlation(a(5), b(5)) -> r f64 [n] */
 static int l_row_correlation(lua_State *L) {
   vl_csr a, b;
-  arg_csr(L, "csr_row_correlation", 1, &a);
-  arg_csr(L, "csr_row_correlation", 6, &b);
+  vlua_arg_csr(L, "csr_row_correlation", 1, &a);
+  vlua_arg_csr(L, "csr_row_correlation", 6, &b);
   lua_settop(L, 10);
   vlua_tensor *r = new_vec(L, VL_F64, a.nrows);
   vl_error err;
@@ -399,7 +358,7 @@ static int l_row_ids(lua_State *L) {
 static int l_keep(lua_State *L) {
   vlua_tensor *ip = arg_array(L, "csr_keep", 1, "indptr", 1, VL_I64);
   vlua_tensor *ix = arg_array(L, "csr_keep", 2, "indices", 1, VL_I64);
-  vlua_tensor *v = arg_values(L, "csr_keep", 3, "values");
+  vlua_tensor *v = vlua_arg_vector(L, "csr_keep", 3, "values", true);
   vlua_tensor *k = arg_array(L, "csr_keep", 4, "keep", 1, VL_BOOL);
   int64_t n = ip->t.shape[0] - 1, nnz = ix->t.shape[0];
   const int64_t *p = (const int64_t *)ip->t.data;

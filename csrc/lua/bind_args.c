@@ -1,0 +1,49 @@
+/* Shared argument checks of the CSR-taking binding files (see bind_args.h). */
+#include "bind_args.h"
+
+vlua_tensor *vlua_arg_vector(lua_State *L, const char *fname, int arg, const char *name,
+                             bool want_float) {
+  if (!vlua_test(L, arg))
+    luaL_error(L, "%s: %s must be a tensor, got %s", fname, name, luaL_typename(L, arg));
+  vlua_tensor *t = vlua_check(L, arg);
+  if (t->t.ndim != 1) {
+    char s[64];
+    luaL_error(L, "%s: %s must be 1-d, got shape %s", fname, name,
+               vl_shape_str(t->t.ndim, t->t.shape, s, sizeof s));
+  }
+  if (want_float ? !vl_dtype_is_float(t->t.dtype) : t->t.dtype != VL_I64)
+    luaL_error(L, "%s: %s must be %s, got %s", fname, name, want_float ? "f32 or f64" : "i64",
+               vl_dtype_name(t->t.dtype));
+  if (!vl_is_contiguous(&t->t)) {
+    t = vlua_contiguous(L, arg);
+    lua_replace(L, arg);
+  }
+  return t;
+}
+
+int64_t vlua_arg_size(lua_State *L, const char *fname, int arg, const char *name) {
+  int isnum;
+  lua_Integer v = lua_tointegerx(L, arg, &isnum);
+  if (!isnum || v < 0 || v > ((int64_t)1 << 48))
+    luaL_error(L, "%s: %s must be a non-negative integer, got %s", fname, name,
+               lua_type(L, arg) == LUA_TNUMBER ? lua_tostring(L, arg) : luaL_typename(L, arg));
+  return (int64_t)v;
+}
+
+void vlua_arg_csr(lua_State *L, const char *fname, int arg, vl_csr *a) {
+  int64_t nrows = vlua_arg_size(L, fname, arg + 3, "nrows");
+  int64_t ncols = vlua_arg_size(L, fname, arg + 4, "ncols");
+  vlua_tensor *ip = vlua_arg_vector(L, fname, arg, "indptr", false);
+  vlua_tensor *ix = vlua_arg_vector(L, fname, arg + 1, "indices", false);
+  vlua_tensor *v = vlua_arg_vector(L, fname, arg + 2, "values", true);
+  if (ip->t.shape[0] != nrows + 1)
+    luaL_error(L, "%s: indptr has %I entries, expected nrows + 1 = %I", fname,
+               (lua_Integer)ip->t.shape[0], (lua_Integer)(nrows + 1));
+  if (ix->t.shape[0] != v->t.shape[0])
+    luaL_error(L, "%s: indices has %I entries but values has %I", fname,
+               (lua_Integer)ix->t.shape[0], (lua_Integer)v->t.shape[0]);
+  *a = (vl_csr){nrows, ncols, v->t.shape[0], (const int64_t *)ip->t.data,
+                (const int64_t *)ix->t.data, v->t.data, v->t.dtype};
+  vl_error err;
+  vlua_check_status(L, fname, vl_csr_validate(a, &err), &err);
+}
