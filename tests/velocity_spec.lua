@@ -8,18 +8,7 @@ local h = require "support.helpers"
 local T = velua.tensor
 local pp, tl = velua.pp, velua.tl
 
-local function dense64(m)
-  if T.is_sparse(m) then m = m:to_dense() end
-  return m:to("f64")
-end
-
-local function rel_err(a, b)
-  a, b = dense64(a), dense64(b)
-  local scale = b:abs():max():item()
-  return (a - b):abs():max():item() / (scale > 0 and scale or 1)
-end
-
-local function abs_err(a, b) return (dense64(a) - dense64(b)):abs():max():item() end
+local dense64, rel_err, abs_err = h.dense64, h.rel_err, h.abs_err
 
 -- worst per-gene relative error of two gene vectors over the mask
 local function per_gene_rel(a, b, mask, floor)

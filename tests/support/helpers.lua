@@ -63,4 +63,20 @@ function M.approx_equal(a, b, rtol, atol, where)
   return false, string.format("%.17g vs %.17g at [%s] (rtol %g, atol %g)", a, b, where, rtol, atol)
 end
 
+-- Matrix comparisons for the oracle specs: dense f64 copies (CSR densified), the largest
+-- absolute difference, and that difference relative to max |b|.
+function M.dense64(m)
+  local T = require("velua").tensor
+  if T.is_sparse(m) then m = m:to_dense() end
+  return m:to("f64")
+end
+
+function M.abs_err(a, b) return (M.dense64(a) - M.dense64(b)):abs():max():item() end
+
+function M.rel_err(a, b)
+  a, b = M.dense64(a), M.dense64(b)
+  local scale = b:abs():max():item()
+  return (a - b):abs():max():item() / (scale > 0 and scale or 1)
+end
+
 return M
