@@ -351,6 +351,14 @@ describe("tl velocity on the simulator", function()
     assert.is_true(f > 0)
     assert.is_true((ad.obsm.velocity_pca * f - plain):abs():max():item() < 1e-9 * plain:abs():max():item() + 1e-12)
 
+    -- velua's own UMAP as the basis: the projection runs and points along the lineages
+    tl.umap(ad, { seed = 0 })
+    tl.velocity_embedding(ad, { basis = "umap" })
+    local vu = ad.obsm.velocity_umap
+    assert.are.same({ 600, 2 }, vu:shape())
+    assert.are.equal(0, vu:ne(vu):sum():item())
+    assert.is_true(vu:norm(2, 2):mean():item() > 0)
+
     -- backward transitions: the transpose of the forward kernel, renormalised
     local Tb = tl.transition_matrix(ad, { backward = true, self_transitions = false })
     local Tf = tl.transition_matrix(ad, { self_transitions = false })
