@@ -53,6 +53,11 @@ esac
 
 install_missing
 build
+# The Jupyter kernelspec for this checkout, in the user's own Jupyter directory (re-written on
+# every run, so it always points at this checkout). VELUA_KERNEL_DIR picks another directory.
+if ! bash "$ROOT/scripts/jupyter/install_kernel.sh" ${VELUA_KERNEL_DIR:+"$VELUA_KERNEL_DIR"} >/dev/null 2>&1; then
+  echo "setup: could not install the Jupyter kernelspec (scripts/jupyter/install_kernel.sh)" >&2
+fi
 
 if [ "$cmd" = demo ]; then
   cd "$CALLER_PWD" # so that the demo's output directory is relative to where it was asked for
