@@ -202,8 +202,8 @@ static int64_t make_ops(const sgd_job *s, int64_t j, uint32_t *out) {
         const uint32_t w32 = (p & 1) ? (uint32_t)word : (uint32_t)(word >> 32);
         /* a vertex in [0, n): the high half of w32 * n */
         const int64_t kk = (int64_t)(((uint64_t)w32 * n) >> 32);
-        out[c] = (uint32_t)kk | OP_REPEL;
-        c += kk != j; /* umap-learn skips a sample that is the vertex itself */
+        if (kk == j) continue; /* umap-learn skips a sample that is the vertex itself (rare) */
+        out[c++] = (uint32_t)kk | OP_REPEL;
       }
     }
   }
@@ -237,16 +237,15 @@ static int64_t make_ops_self_transpose(const sgd_job *s, int64_t j, uint32_t *ou
     const int64_t e = e0 + list[r];
     const int32_t nneg = s->nneg[e];
     const int64_t k = s->ix[e];
-    out[c] = (uint32_t)k;
-    c += k != j;
+    if (k != j) out[c++] = (uint32_t)k; /* a self-loop moves nothing */
     const uint64_t base = s->key + (((uint64_t)e << 32) | (uint32_t)t) * 0x9e3779b97f4a7c15ULL;
     uint64_t word = 0;
     for (int32_t p = 0; p < nneg; p++) {
       if ((p & 1) == 0) word = mix64(base + (uint64_t)(p / 2 + 1) * 0xd1b54a32d192ed03ULL);
       const uint32_t w32 = (p & 1) ? (uint32_t)word : (uint32_t)(word >> 32);
       const int64_t kk = (int64_t)(((uint64_t)w32 * n) >> 32);
-      out[c] = (uint32_t)kk | OP_REPEL;
-      c += kk != j;
+      if (kk == j) continue;
+      out[c++] = (uint32_t)kk | OP_REPEL;
     }
   }
   /* as the tail of edges (k, j), k > j */
