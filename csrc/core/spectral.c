@@ -172,7 +172,7 @@ static void op_apply(vl_ctx *ctx, const op_t *op, const double *x, double *y) {
 
 /* ---------- block-ordered dot products and updates on a column-major basis ---------- */
 
-enum { RBLOCK = 4096 };
+enum { RBLOCK = 2048 };
 
 typedef struct {
   const double *V; /* column c at V + c * n */
