@@ -154,6 +154,7 @@ static void scale_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
   for (int64_t i = lo; i < hi; i++) j->op->tmp[i] = j->op->dis[i] * j->x[i];
 }
 
+/* y_i = d_i^-1/2 sum_j w_ij (d_j^-1/2 x_j), one row per output (same sums on any threads) */
 static void matvec_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
   const matvec_job *j = arg;
   const op_t *op = j->op;
@@ -172,7 +173,7 @@ static void op_apply(vl_ctx *ctx, const op_t *op, const double *x, double *y) {
 
 /* ---------- block-ordered dot products and updates on a column-major basis ---------- */
 
-enum { RBLOCK = 4096 };
+enum { RBLOCK = 2048 };
 
 typedef struct {
   const double *V; /* column c at V + c * n */
@@ -213,7 +214,7 @@ static void basis_dots(vl_ctx *ctx, const double *V, int64_t n, int64_t ncols, c
   }
 }
 
-/* y[i] -= sum_c h[c] V[i, c], c ascending */
+/* y[i] -= sum_c h[c] V[i, c], c ascending; then the block's sum of y[i]^2 into partial */
 VL_CLONES static void update_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
   const basis_job *b = arg;
   for (int64_t c = 0; c < b->ncols; c++) {
@@ -221,13 +222,23 @@ VL_CLONES static void update_rows(int64_t lo, int64_t hi, int chunk, void *arg) 
     const double hc = b->h[c];
     for (int64_t i = lo; i < hi; i++) b->y[i] -= hc * v[i];
   }
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = lo;
+  for (; i + 8 <= hi; i += 8)
+    for (int t = 0; t < 8; t++) s[t] += b->y[i + t] * b->y[i + t];
+  for (int t = 0; i < hi; i++, t++) s[t] += b->y[i] * b->y[i];
+  b->partial[chunk] = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
-static void basis_subtract(vl_ctx *ctx, const double *V, int64_t n, int64_t ncols,
-                           const double *h, double *y) {
-  if (ncols <= 0) return;
-  basis_job b = {V, n, ncols, NULL, NULL, h, y};
+/* y -= V h (ncols >= 0 columns); returns ||y||^2 afterwards, the same for any thread count */
+static double basis_subtract(vl_ctx *ctx, const double *V, int64_t n, int64_t ncols,
+                             const double *h, double *y, double *partial) {
+  basis_job b = {V, n, ncols, NULL, partial, h, y};
   vl_parallel_blocks(ctx, n, RBLOCK, update_rows, &b);
+  const int64_t nb = (n + RBLOCK - 1) / RBLOCK;
+  double s = 0;
+  for (int64_t k = 0; k < nb; k++) s += partial[k];
+  return s;
 }
 
 typedef struct {
@@ -253,10 +264,6 @@ VL_CLONES static void combine_rows(int64_t lo, int64_t hi, int chunk, void *arg)
 
 /* ---------- thick-restart Lanczos for the top nev eigenpairs of N orthogonal to q0 ---------- */
 
-typedef struct {
-  double *V, *H, *h, *h2, *partial, *w, *z, *theta, *S, *tmp;
-} lanczos_mem;
-
 /* deterministic pseudo-random vector (start and restarts after breakdown) */
 static void fill_noise(double *x, int64_t n, uint32_t stream) {
   const uint32_t key[2] = {0x5370656bu, 0x7472616cu};
@@ -267,31 +274,29 @@ static void fill_noise(double *x, int64_t n, uint32_t stream) {
   }
 }
 
-/* orthogonalise x against q0 and V[:, 0..ncols): first against the newest two columns (the
- * Lanczos recurrence: nearly all of x lies there), then one classical Gram-Schmidt pass over
- * all of them, repeated while it removes most of what is left (the DGKS test,
- * ||x'|| < ||x|| / sqrt 2). Coefficients are added to h (which may be NULL); returns ||x||. */
-static double orthogonalize(vl_ctx *ctx, const double *q0, const double *V, int64_t n,
-                            int64_t ncols, double *x, double *h, double *hh, double *partial) {
-  const int64_t first = ncols > 2 ? ncols - 2 : 0;
+/* Orthogonalises x against the columns of Q = [q0, V[:, 0..ncols)] (q0 is the column just
+ * before V): first against the newest two columns of V (the Lanczos recurrence: nearly all of
+ * x lies there), then by classical Gram-Schmidt over all of Q, repeated while a pass removes
+ * most of what is left (the DGKS test, ||x'|| < ||x|| / sqrt 2). The coefficients on V are
+ * added to h (which may be NULL). Returns ||x||. Two parallel passes per sweep. */
+static double orthogonalize(vl_ctx *ctx, const double *V, int64_t n, int64_t ncols, double *x,
+                            double *h, double *hh, double *partial) {
+  double before;
   if (ncols > 2) {
-    basis_dots(ctx, V + first * n, n, ncols - first, x, hh, partial);
-    basis_subtract(ctx, V + first * n, n, ncols - first, hh, x);
+    const int64_t first = ncols - 2;
+    basis_dots(ctx, V + first * n, n, 2, x, hh, partial);
+    before = basis_subtract(ctx, V + first * n, n, 2, hh, x, partial);
     if (h)
       for (int64_t c = first; c < ncols; c++) h[c] += hh[c - first];
+  } else {
+    before = basis_subtract(ctx, V, n, 0, hh, x, partial); /* just ||x||^2 */
   }
-  double before;
-  basis_dots(ctx, x, n, 1, x, &before, partial);
+  const double *Q = V - n;
   for (int pass = 0; pass < 3; pass++) {
-    double c0;
-    basis_dots(ctx, q0, n, 1, x, &c0, partial);
-    basis_subtract(ctx, q0, n, 1, &c0, x);
-    basis_dots(ctx, V, n, ncols, x, hh, partial);
-    basis_subtract(ctx, V, n, ncols, hh, x);
+    basis_dots(ctx, Q, n, ncols + 1, x, hh, partial);
+    const double after = basis_subtract(ctx, Q, n, ncols + 1, hh, x, partial);
     if (h)
-      for (int64_t c = 0; c < ncols; c++) h[c] += hh[c];
-    double after;
-    basis_dots(ctx, x, n, 1, x, &after, partial);
+      for (int64_t c = 0; c < ncols; c++) h[c] += hh[c + 1];
     if (after > 0.5 * before) return sqrt(after);
     before = after;
   }
@@ -308,22 +313,25 @@ static int lanczos(vl_ctx *ctx, const op_t *op, const double *q0, int64_t nev, i
   const int64_t nb = (n + RBLOCK - 1) / RBLOCK;
   int rc = -1;
   int64_t used = 0;
-  double *V = malloc(sizeof(double) * (size_t)(n * (m + 1)));
+  /* the deflated q0 as column -1 of the basis V */
+  double *Qall = malloc(sizeof(double) * (size_t)(n * (m + 2)));
+  double *V = Qall ? Qall + n : NULL;
   double *H = calloc((size_t)(m * m), sizeof(double));
-  double *h = malloc(sizeof(double) * (size_t)(m + 1));
-  double *hh = malloc(sizeof(double) * (size_t)(m + 1));
-  double *partial = malloc(sizeof(double) * (size_t)(nb * (m + 1)));
+  double *h = malloc(sizeof(double) * (size_t)(m + 2));
+  double *hh = malloc(sizeof(double) * (size_t)(m + 2));
+  double *partial = malloc(sizeof(double) * (size_t)(nb * (m + 2)));
   double *theta = malloc(sizeof(double) * (size_t)m);
   double *Z = malloc(sizeof(double) * (size_t)(m * m));
   double *S = malloc(sizeof(double) * (size_t)(m * m));
   double *tmp = malloc(sizeof(double) * (size_t)(n * m));
   if (!V || !H || !h || !hh || !partial || !theta || !Z || !S || !tmp) goto out;
+  memcpy(Qall, q0, sizeof(double) * (size_t)n);
 
   /* start: ones, slightly perturbed so no eigenvector is missed by symmetry */
   double *v0 = V;
   fill_noise(v0, n, 0);
   for (int64_t i = 0; i < n; i++) v0[i] = 1.0 + 0.5 * v0[i];
-  double nrm = orthogonalize(ctx, q0, V, n, 0, v0, NULL, hh, partial);
+  double nrm = orthogonalize(ctx, V, n, 0, v0, NULL, hh, partial);
   for (int64_t i = 0; i < n; i++) v0[i] /= nrm;
 
   int64_t j0 = 0;
@@ -335,12 +343,12 @@ static int lanczos(vl_ctx *ctx, const op_t *op, const double *q0, int64_t nev, i
       op_apply(ctx, op, V + j * n, w);
       used++;
       memset(h, 0, sizeof(double) * (size_t)(j + 1));
-      beta = orthogonalize(ctx, q0, V, n, j + 1, w, h, hh, partial);
+      beta = orthogonalize(ctx, V, n, j + 1, w, h, hh, partial);
       for (int64_t i = 0; i <= j; i++) H[i * m + j] = H[j * m + i] = h[i];
       if (beta <= 1e-10 * (fabs(h[j]) > 1 ? fabs(h[j]) : 1)) {
         /* invariant subspace: continue from a fresh direction, uncoupled (beta = 0) */
         fill_noise(w, n, stream++);
-        double r = orthogonalize(ctx, q0, V, n, j + 1, w, NULL, hh, partial);
+        double r = orthogonalize(ctx, V, n, j + 1, w, NULL, hh, partial);
         if (!(r > 0)) {
           rc = 1;
           goto out;
@@ -382,7 +390,7 @@ static int lanczos(vl_ctx *ctx, const op_t *op, const double *q0, int64_t nev, i
   }
 out:
   *matvecs = used;
-  free(V);
+  free(Qall);
   free(H);
   free(h);
   free(hh);

@@ -68,12 +68,65 @@ typedef struct {
   /* op buffers, one per parallel task, kept across epochs */
   uint32_t **bufs;
   int64_t *caps;
+  int avx512; /* due_positions_avx512 is available */
   int failed; /* scratch memory ran out in a worker */
 } sgd_job;
 
 static inline int32_t ceil_epoch(double x) {
   double c = ceil(x);
   return c > 2147483647.0 ? 2147483647 : (int32_t)c;
+}
+
+/* Positions i < n with a[i] <= t (le) or a[i] == t, ascending, into out (room for n + 16):
+ * which edges are due looks random to a branch predictor, so no branches on it. An AVX-512
+ * build compresses 16 comparisons at a time; both give the same list. */
+static int64_t due_positions_portable(const int32_t *a, int64_t n, int32_t t, int le,
+                                      int32_t *out) {
+  int64_t m = 0;
+  if (le) {
+    for (int64_t i = 0; i < n; i++) {
+      out[m] = (int32_t)i;
+      m += a[i] <= t;
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      out[m] = (int32_t)i;
+      m += a[i] == t;
+    }
+  }
+  return m;
+}
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#include <immintrin.h>
+#define VL_HAVE_AVX512_COMPRESS 1
+__attribute__((target("avx512f"))) static int64_t due_positions_avx512(const int32_t *a, int64_t n,
+                                                                      int32_t t, int le,
+                                                                      int32_t *out) {
+  const __m512i tv = _mm512_set1_epi32(t), sixteen = _mm512_set1_epi32(16);
+  __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int64_t m = 0, i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i v = _mm512_loadu_si512((const void *)(a + i));
+    const __mmask16 k = le ? _mm512_cmple_epi32_mask(v, tv) : _mm512_cmpeq_epi32_mask(v, tv);
+    /* compressed in a register, stored whole (the slack absorbs the tail) */
+    _mm512_storeu_si512((void *)(out + m), _mm512_maskz_compress_epi32(k, idx));
+    m += __builtin_popcount((unsigned)k);
+    idx = _mm512_add_epi32(idx, sixteen);
+  }
+  /* the tail, with positions offset by i */
+  const int64_t m2 = due_positions_portable(a + i, n - i, t, le, out + m);
+  for (int64_t r = m; r < m + m2; r++) out[r] += (int32_t)i;
+  return m + m2;
+}
+#endif
+
+static inline int64_t due_positions(const sgd_job *s, const int32_t *a, int64_t n, int32_t t,
+                                    int le, int32_t *out) {
+#ifdef VL_HAVE_AVX512_COMPRESS
+  if (s->avx512) return due_positions_avx512(a, n, t, le, out);
+#endif
+  return due_positions_portable(a, n, t, le, out);
 }
 
 /* Schedules epoch t for the edges [lo, hi), as umap-learn decides (eons <= t), updating its
@@ -83,18 +136,12 @@ static inline int32_t ceil_epoch(double x) {
 static int32_t schedule_range(sgd_job *s, int64_t lo, int64_t hi, int32_t t, int32_t *due_w,
                               int32_t *tdue_w) {
   int32_t mx = 0;
-  int64_t list[256];
+  int32_t list[256 + 16];
   for (int64_t e0 = lo; e0 < hi; e0 += 256) {
     const int64_t e1 = e0 + 256 < hi ? e0 + 256 : hi;
-    /* the due edges of the block, gathered without branches (which edges are due looks
-     * random to a branch predictor) */
-    int64_t m = 0;
-    for (int64_t e = e0; e < e1; e++) {
-      list[m] = e;
-      m += s->next_due[e] <= t;
-    }
+    const int64_t m = due_positions(s, s->next_due + e0, e1 - e0, t, 1, list);
     for (int64_t r = 0; r < m; r++) {
-      const int64_t e = list[r];
+      const int64_t e = e0 + list[r];
       /* int() of umap-learn: truncation toward zero */
       const double q = ((double)t - s->eonns[e]) / s->epns[e];
       const int32_t k = q > 1e9 ? 1000000000 : (int32_t)q;
@@ -202,8 +249,8 @@ static int64_t make_ops(const sgd_job *s, int64_t j, uint32_t *out) {
         const uint32_t w32 = (p & 1) ? (uint32_t)word : (uint32_t)(word >> 32);
         /* a vertex in [0, n): the high half of w32 * n */
         const int64_t kk = (int64_t)(((uint64_t)w32 * n) >> 32);
-        out[c] = (uint32_t)kk | OP_REPEL;
-        c += kk != j; /* umap-learn skips a sample that is the vertex itself */
+        if (kk == j) continue; /* umap-learn skips a sample that is the vertex itself (rare) */
+        out[c++] = (uint32_t)kk | OP_REPEL;
       }
     }
   }
@@ -222,12 +269,9 @@ static int64_t make_ops_self_transpose(const sgd_job *s, int64_t j, uint32_t *ou
   const uint64_t n = (uint64_t)s->n;
   const int32_t t = s->epoch;
   const int64_t e0 = s->ip[j], e1 = s->ip[j + 1];
-  int32_t list[512];
-  int64_t m = 0, c = 0;
-  for (int64_t e = e0; e < e1; e++) {
-    list[m] = (int32_t)(e - e0);
-    m += s->due[e] == t;
-  }
+  int32_t list[512 + 16];
+  const int64_t m = due_positions(s, s->due + e0, e1 - e0, t, 0, list);
+  int64_t c = 0;
   int64_t r = 0;
   /* as the tail of edges (k, j), k < j */
   for (; r < m && s->ix[e0 + list[r]] < j; r++) out[c++] = (uint32_t)s->ix[e0 + list[r]];
@@ -237,16 +281,15 @@ static int64_t make_ops_self_transpose(const sgd_job *s, int64_t j, uint32_t *ou
     const int64_t e = e0 + list[r];
     const int32_t nneg = s->nneg[e];
     const int64_t k = s->ix[e];
-    out[c] = (uint32_t)k;
-    c += k != j;
+    if (k != j) out[c++] = (uint32_t)k; /* a self-loop moves nothing */
     const uint64_t base = s->key + (((uint64_t)e << 32) | (uint32_t)t) * 0x9e3779b97f4a7c15ULL;
     uint64_t word = 0;
     for (int32_t p = 0; p < nneg; p++) {
       if ((p & 1) == 0) word = mix64(base + (uint64_t)(p / 2 + 1) * 0xd1b54a32d192ed03ULL);
       const uint32_t w32 = (p & 1) ? (uint32_t)word : (uint32_t)(word >> 32);
       const int64_t kk = (int64_t)(((uint64_t)w32 * n) >> 32);
-      out[c] = (uint32_t)kk | OP_REPEL;
-      c += kk != j;
+      if (kk == j) continue;
+      out[c++] = (uint32_t)kk | OP_REPEL;
     }
   }
   /* as the tail of edges (k, j), k > j */
@@ -496,7 +539,11 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
   sgd_job s = {
     .n = n, .dim = dim, .ip = a->indptr, .tptr = tptr, .tpos = tpos, .ix = ix, .tsrc = tsrc,
     .eps = eps, .epns = epns, .eons = eons, .eonns = eonns, .next_due = next_due,
-    .n_epochs = (int32_t)o->n_epochs, .nneg = nneg, .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
+    .n_epochs = (int32_t)o->n_epochs, .nneg = nneg,
+#ifdef VL_HAVE_AVX512_COMPRESS
+    .avx512 = __builtin_cpu_supports("avx512f"),
+#endif
+    .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
     .two_ab = (float)(2.0 * o->a * o->b), .two_gb = (float)(2.0 * o->gamma * o->b),
     .key = o->seed, .bufs = bufs, .caps = caps, .maxneg = maxneg};
   int32_t *tdue_all = self_transpose ? due : tdue;

@@ -13,7 +13,8 @@
  * sample p of edge e in epoch t is vertex floor(w n / 2^32), w a 32-bit half of
  * mix64(seed + (e 2^32 + t) W1 + (p / 2 + 1) W2) (SplitMix64's finaliser, a keyed
  * counter-based generator). Nothing depends on the thread count, so results are identical on
- * any number of threads (and, with FMA contraction off, on CPUs with or without AVX2).
+ * any number of threads (and, with FMA contraction off, in the baseline, AVX2 and AVX-512
+ * builds of the kernel).
  * Indices are 0-based. */
 #ifndef VELUA_UMAP_LAYOUT_H
 #define VELUA_UMAP_LAYOUT_H
