@@ -92,5 +92,6 @@ void vlua_register_h5(lua_State *L);
 void vlua_register_optim(lua_State *L);
 void vlua_register_special(lua_State *L);
 void vlua_register_pp(lua_State *L);
+void vlua_register_memory(lua_State *L);
 
 #endif

@@ -95,6 +95,7 @@ int luaopen_velua_core(lua_State *L) {
   vlua_register_optim(L);
   vlua_register_special(L);
   vlua_register_pp(L);
+  vlua_register_memory(L);
   luaL_getmetatable(L, VLUA_TENSOR_MT);
   lua_setfield(L, -2, "tensor_metatable");
   lua_pushinteger(L, VL_MAX_DIMS);
