@@ -1,6 +1,8 @@
 /* Bounded cache of freed large blocks (see block_cache.h). */
 #include "block_cache.h"
 
+#include <string.h>
+
 void vl_block_cache_init(vl_block_cache *c, size_t min_size, size_t cap) {
   c->n = 0;
   c->bytes = 0;
@@ -10,16 +12,19 @@ void vl_block_cache_init(vl_block_cache *c, size_t min_size, size_t cap) {
   c->hits = c->misses = 0;
 }
 
+/* Slots stay in the order the blocks came in (oldest first). */
 static void remove_slot(vl_block_cache *c, int i) {
   c->bytes -= c->slot[i].size;
-  c->slot[i] = c->slot[--c->n];
+  memmove(&c->slot[i], &c->slot[i + 1], sizeof c->slot[0] * (size_t)(c->n - i - 1));
+  c->n--;
 }
 
 void *vl_block_cache_take(vl_block_cache *c, size_t size, size_t *got) {
   if (size < c->min_size) return NULL;
   size_t limit = size + size / 8;
+  /* newest first: the block freed last is the likeliest to still be in the CPU caches */
   int best = -1;
-  for (int i = 0; i < c->n; i++) {
+  for (int i = c->n - 1; i >= 0; i--) {
     size_t s = c->slot[i].size;
     if (s >= size && s <= limit && (best < 0 || s < c->slot[best].size)) {
       best = i;

@@ -33,7 +33,8 @@ typedef struct {
 
 void vl_block_cache_init(vl_block_cache *c, size_t min_size, size_t cap);
 
-/* A cached block of at least `size` bytes and at most size + size/8 (the smallest such), removed
+/* A cached block of at least `size` bytes and at most size + size/8 (the smallest such, the
+ * most recently cached among equals: likeliest to be in the CPU caches still), removed
  * from the cache; NULL when none fits or size < min_size. The block's real size is written to
  * *got (callers that track sizes must treat it as `size` bytes: the slack is simply unused). */
 void *vl_block_cache_take(vl_block_cache *c, size_t size, size_t *got);
