@@ -1,15 +1,16 @@
 -- Benchmark: training a VAE 2000 -> 128 -> 10 (mu, logvar) -> 128 -> 2000 (ReLU; loss =
 -- per-cell summed squared error + KL to N(0, I); Adam lr 1e-3; batch 256) on uniform random
 -- data, seconds per epoch with 1 and 2 threads and resident memory across epochs. When
--- Debian's python3-torch is importable, the identical PyTorch model is timed in the same run
--- and the ratio printed (the reference of ../shared/oracle/README.md section 8).
+-- Debian's python3-torch is importable, the identical PyTorch model is timed in the same run,
+-- its epochs alternating with velua's (a coprocess), and the per-round ratios printed (best and
+-- median; the reference of ../shared/oracle/README.md section 8).
 --
---   build/bin/velua run bench/train_vae.lua [--cells 20000] [--epochs 5] [--mem-epochs 50]
+--   build/bin/velua run bench/train_vae.lua [--cells 20000] [--epochs 7] [--mem-epochs 50]
 --                                           [--threads 1,2] [--no-torch] [--markdown]
 local velua = require "velua"
 local T, nn, optim = velua.tensor, velua.nn, velua.optim
 
-local args = { cells = 20000, epochs = 5, ["mem-epochs"] = 50, threads = "1,2" }
+local args = { cells = 20000, epochs = 7, ["mem-epochs"] = 50, threads = "1,2" }
 local flags = {}
 do
   local i = 1
@@ -72,20 +73,14 @@ local function epoch(m, opt, data, gen)
   return loss:item()
 end
 
-local function time_velua(threads, epochs)
+-- A velua model ready to train: run_epoch() returns the last batch's loss.
+local function velua_trainer(threads)
   velua.set_num_threads(threads)
   local gen = T.generator(0)
   local data = T.rand({ n_cells, n_genes }, { gen = gen })
   local m, params = build(gen)
   local opt = optim.Adam(params, { lr = 1e-3 })
-  epoch(m, opt, data, gen) -- warm-up
-  local best, last = math.huge, nil
-  for _ = 1, epochs do
-    local t0 = velua.now()
-    last = epoch(m, opt, data, gen)
-    best = math.min(best, velua.now() - t0)
-  end
-  return best, last
+  return function() return epoch(m, opt, data, gen) end
 end
 
 local function memory_trace(epochs)
@@ -102,9 +97,17 @@ local function memory_trace(epochs)
   return trace
 end
 
+-- The PyTorch side runs as a coprocess: it sets up, reports READY on a FIFO, then times one
+-- epoch per "epoch" line on its stdin and answers with the seconds. velua and PyTorch epochs
+-- thus alternate in one run and share whatever load the machine has at the time.
 local TORCH = [==[
-import os, sys, time, torch
-threads, cells, epochs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+import os, sys, time
+threads, cells, fifo = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+reply = open(fifo, "w", buffering=1)
+try:
+    import torch
+except Exception as e:
+    reply.write("ERROR %s\n" % e); sys.exit(0)
 torch.set_num_threads(threads); torch.manual_seed(0)
 G, H, L, B = 2000, 128, 10, 256
 x_all = torch.rand(cells, G)
@@ -124,35 +127,102 @@ def run_epoch():
         loss = rec + kl
         opt.zero_grad(); loss.backward(); opt.step()
 run_epoch()
-best = float("inf")
-for _ in range(epochs):
-    t0 = time.perf_counter(); run_epoch(); best = min(best, time.perf_counter() - t0)
-print("TORCH_SECONDS", best)
+reply.write("READY %s\n" % torch.__version__)
+for line in sys.stdin:
+    if line.strip() != "epoch": break
+    t0 = time.perf_counter(); run_epoch(); reply.write("TORCH_SECONDS %r\n" % (time.perf_counter() - t0))
 ]==]
 
-local function time_torch(threads, epochs)
-  if flags["no-torch"] then return nil end
-  local script = os.tmpname() .. ".py"
+local function have_torch()
+  if flags["no-torch"] then return false end
+  local p = io.popen("/usr/bin/python3 -c 'import torch' 2>/dev/null && echo yes")
+  local ok = p:read("a"):match("yes") ~= nil
+  p:close()
+  return ok
+end
+
+-- Starts the coprocess; returns { version =, epoch = function() -> seconds, close = } or nil.
+local function torch_coprocess(threads)
+  local base = os.tmpname()
+  local script, fifo = base .. ".py", base .. ".fifo"
   local f = assert(io.open(script, "w"))
   f:write(TORCH)
   f:close()
-  local cmd = string.format("OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=%d /usr/bin/python3 %s %d %d %d 2>&1",
-    threads, script, threads, n_cells, epochs)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  p:close()
-  os.remove(script)
-  return tonumber(out:match("TORCH_SECONDS%s+([%d%.e%-]+)"))
+  assert(os.execute("mkfifo " .. fifo), "mkfifo failed")
+  local cmd = string.format("OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=%d /usr/bin/python3 %s %d %d %s " ..
+    ">/dev/null 2>&1", threads, script, threads, n_cells, fifo)
+  local stdin = assert(io.popen(cmd, "w"))
+  local reply = assert(io.open(fifo, "r")) -- blocks until the script opens its end
+  local function cleanup()
+    reply:close()
+    os.remove(script)
+    os.remove(fifo)
+    os.remove(base)
+  end
+  local first = reply:read("l") or "ERROR no answer"
+  local version = first:match("^READY (%S+)")
+  if not version then
+    io.stderr:write("PyTorch coprocess: " .. first .. "\n")
+    stdin:close()
+    cleanup()
+    return nil
+  end
+  return {
+    version = version,
+    epoch = function()
+      stdin:write("epoch\n")
+      stdin:flush()
+      return tonumber((reply:read("l") or ""):match("TORCH_SECONDS%s+(%S+)"))
+    end,
+    close = function()
+      stdin:write("quit\n")
+      stdin:close()
+      cleanup()
+    end,
+  }
+end
+
+local function median(list)
+  local s = {}
+  for i, v in ipairs(list) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
 end
 
 local rows = {}
+local torch_ok = have_torch()
+local torch_version
 for t in tostring(args.threads):gmatch("%d+") do
   local threads = tonumber(t)
-  local vs, loss = time_velua(threads, tonumber(args.epochs))
-  local ts = time_torch(threads, tonumber(args.epochs))
-  rows[#rows + 1] = { threads = threads, velua = vs, torch = ts, loss = loss }
-  io.stderr:write(string.format("threads %d: velua %.3f s/epoch%s (last batch loss %.1f)\n", threads, vs,
-    ts and string.format(", torch %.3f s/epoch, ratio %.2f", ts, vs / ts) or "", loss))
+  local run = velua_trainer(threads)
+  local tp = torch_ok and torch_coprocess(threads) or nil
+  if tp then torch_version = tp.version end
+  local loss = run() -- warm-up (PyTorch warmed up before READY)
+  local vs, ts, ratios = {}, {}, {}
+  for r = 1, tonumber(args.epochs) do
+    -- alternate who goes first, so a load change hits both sides alike
+    local tv, tt
+    if r % 2 == 0 and tp then tt = tp.epoch() end
+    local t0 = velua.now()
+    loss = run()
+    tv = velua.now() - t0
+    if r % 2 == 1 and tp then tt = tp.epoch() end
+    vs[r] = tv
+    if tt then ts[#ts + 1] = tt; ratios[#ratios + 1] = tv / tt end
+  end
+  if tp then tp.close() end
+  local row = { threads = threads, velua = math.min(table.unpack(vs)), velua_med = median(vs), loss = loss }
+  if #ts > 0 then
+    row.torch, row.torch_med = math.min(table.unpack(ts)), median(ts)
+    row.ratio_best, row.ratio_med = math.min(table.unpack(ratios)), median(ratios)
+  end
+  rows[#rows + 1] = row
+  io.stderr:write(string.format("threads %d: velua %.3f s/epoch (median %.3f)%s (last batch loss %.1f)\n",
+    threads, row.velua, row.velua_med, row.torch and string.format(", torch %.3f (median %.3f), " ..
+    "ratio per round best %.2f median %.2f", row.torch, row.torch_med, row.ratio_best, row.ratio_med) or "",
+    loss))
 end
 local trace = memory_trace(tonumber(args["mem-epochs"]))
 
@@ -161,16 +231,18 @@ local nproc = io.popen("nproc"):read("l") or "?"
 print(string.format("VAE %d -> %d -> %d, %d cells, batch %d, Adam; %s; %s", n_genes, hidden, latent,
   n_cells, batch, os.date("%Y-%m-%d"), host:gsub("^%s+", "") .. ", " .. nproc .. " cores"))
 if flags.markdown then
-  print("| threads | velua s/epoch | PyTorch 1.13 s/epoch | velua / PyTorch |")
+  print(string.format("| threads | velua s/epoch best (median) | PyTorch %s s/epoch best (median) | " ..
+    "velua / PyTorch per round: best, median |", torch_version or ""))
   print("|---:|---:|---:|---:|")
 end
 for _, r in ipairs(rows) do
-  local ts = r.torch and string.format("%.3f", r.torch) or "n/a"
-  local ratio = r.torch and string.format("%.2f", r.velua / r.torch) or "n/a"
+  local ts = r.torch and string.format("%.3f (%.3f)", r.torch, r.torch_med) or "n/a"
+  local ratio = r.torch and string.format("%.2f, %.2f", r.ratio_best, r.ratio_med) or "n/a"
   if flags.markdown then
-    print(string.format("| %d | %.3f | %s | %s |", r.threads, r.velua, ts, ratio))
+    print(string.format("| %d | %.3f (%.3f) | %s | %s |", r.threads, r.velua, r.velua_med, ts, ratio))
   else
-    print(string.format("threads %d: velua %.3f s/epoch, torch %s, ratio %s", r.threads, r.velua, ts, ratio))
+    print(string.format("threads %d: velua %.3f (median %.3f) s/epoch, torch %s, ratio best, median %s",
+      r.threads, r.velua, r.velua_med, ts, ratio))
   end
 end
 local lo, hi = math.huge, 0

@@ -162,6 +162,18 @@ local cases = {
   { op = "matmul", "one side constant", function(a, b) return a:matmul(b) end,
     { C { 3, 4 }, G { 4, 2 } } },
 
+  -- linear (x w^T + b)
+  { op = "linear", "2-d with bias", function(x, w, b) return T.linear(x, w, b) end,
+    { G { 3, 4 }, G { 5, 4 }, G { 5 } } },
+  { op = "linear", "3-d input", function(x, w, b) return T.linear(x, w, b) end,
+    { G { 2, 3, 4 }, G { 2, 4 }, G { 2 } } },
+  { op = "linear", "1-d input, no bias", function(x, w) return T.linear(x, w) end,
+    { G { 4 }, G { 3, 4 } } },
+  { op = "linear", "transposed input, constant weight", function(x, w, b) return T.linear(x:t(), w, b) end,
+    { G { 4, 3 }, C { 5, 4 }, G { 5 } } },
+  { op = "linear", "constant input", function(x, w, b) return T.linear(x, w, b) end,
+    { C { 3, 4 }, G { 5, 4 }, G { 5 } } },
+
   -- indexing
   { op = "index", "repeated indices", function(a) return a:index(2, I { 3, 1, 3, 2 }) end,
     { G { 2, 3, 4 } } },

@@ -223,6 +223,74 @@ describe("nn.Linear", function()
   end)
 end)
 
+describe("F.linear (T.linear: one GEMM onto the bias)", function()
+  local function ref(x, w, b)
+    local y = x:matmul(w:t())
+    if b then y = y + b end
+    return y
+  end
+
+  it("equals x:matmul(w:t()) + b for 1-d, 2-d, 3-d and strided inputs, f32 and f64", function()
+    local gen = T.generator(7)
+    for _, dt in ipairs { "f32", "f64" } do
+      local w = T.randn({ 5, 4 }, { gen = gen, dtype = dt })
+      local b = T.randn({ 5 }, { gen = gen, dtype = dt })
+      local tol = dt == "f32" and 1e-5 or 1e-12
+      for _, x in ipairs { T.randn({ 4 }, { gen = gen, dtype = dt }),
+        T.randn({ 3, 4 }, { gen = gen, dtype = dt }), T.randn({ 2, 3, 4 }, { gen = gen, dtype = dt }),
+        T.randn({ 4, 3 }, { gen = gen, dtype = dt }):t(), T.randn({ 2, 4, 3 }, { gen = gen, dtype = dt }):transpose(2, 3),
+        T.zeros({ 0, 4 }, { dtype = dt }) } do
+        for _, bias in ipairs { b, false } do
+          local got = F.linear(x, w, bias or nil)
+          local want = ref(x, w, bias or nil)
+          assert.are.same(want:shape(), got:shape())
+          assert.is_true(got:numel() == 0 or (got - want):abs():max():item() < tol)
+        end
+        -- a strided weight (a view) and bias
+        local w2 = T.randn({ 4, 5 }, { gen = gen, dtype = dt }):t()
+        local b2 = T.randn({ 5, 2 }, { gen = gen, dtype = dt }):select(2, 1)
+        local got = T.linear(x, w2, b2)
+        assert.is_true(got:numel() == 0 or (got - ref(x, w2, b2)):abs():max():item() < tol)
+      end
+    end
+  end)
+
+  it("falls back to the composed form for mixed dtypes; T.linear names bad arguments", function()
+    local x64 = T.ones({ 2, 3 }, { dtype = "f64" })
+    local w32, b32 = T.ones(4, 3), T.ones(4)
+    assert.are.equal("f64", F.linear(x64, w32, b32):dtype())
+    assert.are.same({ { 4, 4, 4, 4 }, { 4, 4, 4, 4 } }, F.linear(x64, w32, b32):totable())
+    assert.has_error(function() T.linear(x64, w32) end,
+      "linear: input (f64), weight (f32) must be all f32 or all f64")
+    assert.has_error(function() T.linear(T.ones(2, 5), w32) end)
+    local ok, err = pcall(T.linear, T.ones(2, 3), w32, T.ones(3))
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("bias must have shape {4}, got {3}", 1, true), err)
+    ok, err = pcall(T.linear, T.ones(2, 3), T.ones(3))
+    assert.is_truthy(tostring(err):find("weight must be 2-d", 1, true), err)
+    ok, err = pcall(T.linear, T.ones(2, 3, { dtype = "i64" }), T.ones(4, 3, { dtype = "i64" }))
+    assert.is_false(ok)
+  end)
+
+  it("gives the same values on 1 and 2 threads up to rounding (the GEMM split over the pool)", function()
+    local n0 = velua.get_num_threads and velua.get_num_threads() or 1
+    local gen = T.generator(11)
+    local x, w, b = T.randn({ 300, 200 }, { gen = gen }), T.randn({ 150, 200 }, { gen = gen }), T.randn({ 150 }, { gen = gen })
+    velua.set_num_threads(1)
+    local y1, p1 = T.linear(x, w, b), x:matmul(w:t())
+    local q1 = w:matmul(x:t())
+    velua.set_num_threads(2)
+    local y2, p2 = T.linear(x, w, b), x:matmul(w:t())
+    local q2 = w:matmul(x:t())
+    velua.set_num_threads(n0)
+    -- entries are sums of 200 products of N(0, 1) values: |y| ~ 14
+    assert.is_true((y1 - y2):abs():max():item() < 1e-3)
+    assert.is_true((p1 - p2):abs():max():item() < 1e-3)
+    assert.is_true((q1 - q2):abs():max():item() < 1e-3)
+    assert.is_true((y1 - p1 - b):abs():max():item() < 1e-3)
+  end)
+end)
+
 describe("nn activations", function()
   it("ReLU, Softplus (beta, threshold), Tanh, Sigmoid, Identity", function()
     local x = f64({ -2, -0.5, 0, 1, 30 })

@@ -190,6 +190,15 @@ describe("elementwise unary ops", function()
     N.assert_close(T.where(make(c, "bool"), make(a, "f64"), make(b, "f64")), r, 0, 0, "where")
     local got = T.where(make(c, "bool"), 1.5, -1)
     N.assert_close(got, N.map(c, function(x) return x and 1.5 or -1 end), 0, 0, "scalars")
+    -- contiguous runs (the vectorised paths): same-shape operands, and a scalar y
+    for _, dt in ipairs { "f32", "f64", "i64" } do
+      local cc, x, y = N.random({ 5, 7 }, "bool"), N.random({ 5, 7 }, "int"), N.random({ 5, 7 }, "int")
+      local tc, tx, ty = make(cc, "bool"), make(x, dt), make(y, dt)
+      N.assert_close(T.where(tc, tx, ty), N.map2(N.map2(cc, x, function(u, v) return { u, v } end), y,
+        function(uv, w) return uv[1] and uv[2] or w end), 0, 0, "contiguous " .. dt)
+      N.assert_close(T.where(tc, tx, 0), N.map2(cc, x, function(u, v) return u and v or 0 end), 0, 0,
+        "scalar y " .. dt)
+    end
   end)
 end)
 

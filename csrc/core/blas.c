@@ -31,10 +31,10 @@ static layout blas_layout(int64_t rows, int64_t cols, int64_t s0, int64_t s1) {
 }
 
 static void gemm_i64(int64_t m, int64_t n, int64_t k, const char *a, int64_t a0, int64_t a1,
-                     const char *b, int64_t b0, int64_t b1, char *c, int64_t c0) {
+                     const char *b, int64_t b0, int64_t b1, char *c, int64_t c0, bool acc) {
   for (int64_t i = 0; i < m; i++)
     for (int64_t j = 0; j < n; j++) {
-      uint64_t s = 0;
+      uint64_t s = acc ? (uint64_t)((int64_t *)c)[i * c0 + j] : 0;
       for (int64_t p = 0; p < k; p++)
         s += (uint64_t)((const int64_t *)a)[i * a0 + p * a1] *
              (uint64_t)((const int64_t *)b)[p * b0 + j * b1];
@@ -42,15 +42,77 @@ static void gemm_i64(int64_t m, int64_t n, int64_t k, const char *a, int64_t a0,
     }
 }
 
-/* One 2-d product; a and b are [m,k] and [k,n] views (ndim 2). */
+/* One row-major GEMM c = a b + beta c, split over the pool by rows of c (or by columns when
+ * it has more columns than rows), each part a single-threaded BLAS call. OpenBLAS's own
+ * threads stay out of it: after a job they spin (sched_yield) for about 0.1 s waiting for the
+ * next one, taking the second core from our elementwise loops, which run between GEMMs all
+ * the time in training. Every element of c comes from one call over the whole k, but OpenBLAS
+ * picks its kernels by size (small-matrix paths), so the last bits may depend on the thread
+ * count, as with OpenBLAS's own threading. (A split into fixed blocks, independent of the
+ * thread count, cost 4-5 % on one thread; not worth it.) */
+typedef struct {
+  bool f32;
+  CBLAS_TRANSPOSE ta, tb;
+  int64_t m, n, k;
+  const char *a;
+  int64_t lda;
+  const char *b;
+  int64_t ldb;
+  double beta;
+  char *c;
+  int64_t ldc;
+  size_t esz;
+  bool by_rows;
+} gemm_job;
+
+static void gemm_part(int64_t lo, int64_t hi, int chunk, void *vp) {
+  const gemm_job *j = vp;
+  (void)chunk;
+  int64_t m = j->m, n = j->n;
+  const char *a = j->a, *b = j->b;
+  char *c = j->c;
+  if (j->by_rows) {
+    m = hi - lo;
+    a += (size_t)(j->ta == CblasNoTrans ? lo * j->lda : lo) * j->esz;
+    c += (size_t)(lo * j->ldc) * j->esz;
+  } else {
+    n = hi - lo;
+    b += (size_t)(j->tb == CblasNoTrans ? lo : lo * j->ldb) * j->esz;
+    c += (size_t)lo * j->esz;
+  }
+  if (j->f32)
+    cblas_sgemm(CblasRowMajor, j->ta, j->tb, (blasint)m, (blasint)n, (blasint)j->k, 1.0f,
+                (const float *)a, (blasint)j->lda, (const float *)b, (blasint)j->ldb,
+                (float)j->beta, (float *)c, (blasint)j->ldc);
+  else
+    cblas_dgemm(CblasRowMajor, j->ta, j->tb, (blasint)m, (blasint)n, (blasint)j->k, 1.0,
+                (const double *)a, (blasint)j->lda, (const double *)b, (blasint)j->ldb, j->beta,
+                (double *)c, (blasint)j->ldc);
+}
+
+/* Below this many multiply-adds a GEMM runs on the calling thread alone. */
+#define GEMM_PARALLEL_MIN ((int64_t)1 << 20)
+
+static void gemm_run(vl_ctx *ctx, const gemm_job *j) {
+  int64_t len = j->by_rows ? j->m : j->n;
+  int saved = openblas_get_num_threads();
+  if (saved != 1) openblas_set_num_threads(1);
+  if (ctx && ctx->num_threads > 1 && j->m * j->n * j->k >= GEMM_PARALLEL_MIN && len >= 32)
+    vl_parallel_for(ctx, len, 16, gemm_part, (void *)j);
+  else
+    gemm_part(0, len, 0, (void *)j);
+  if (saved != 1) openblas_set_num_threads(saved);
+}
+
+/* One 2-d product c = a b + beta c; a and b are [m,k] and [k,n] views (ndim 2); beta is 0 or 1. */
 static vl_status gemm2d(vl_ctx *ctx, const vl_tensor *a, const vl_tensor *b, const vl_tensor *c,
-                        void **scratch, size_t *scratch_size, vl_error *err) {
+                        double beta, void **scratch, size_t *scratch_size, vl_error *err) {
   int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
   if (m == 0 || n == 0) return VL_OK;
-  if (k == 0) return vl_fill(ctx, c, 0.0, 0, err);
+  if (k == 0) return beta != 0 ? VL_OK : vl_fill(ctx, c, 0.0, 0, err);
   if (a->dtype == VL_I64) {
     gemm_i64(m, n, k, a->data, a->stride[0], a->stride[1], b->data, b->stride[0], b->stride[1],
-             c->data, c->stride[0]);
+             c->data, c->stride[0], beta != 0);
     return VL_OK;
   }
   size_t esz = vl_dtype_size(a->dtype);
@@ -88,14 +150,9 @@ static vl_status gemm2d(vl_ctx *ctx, const vl_tensor *a, const vl_tensor *b, con
     }
   }
   int64_t ldc = m <= 1 ? (n > 1 ? n : 1) : c->stride[0];
-  if (a->dtype == VL_F32)
-    cblas_sgemm(CblasRowMajor, la.trans, lb.trans, (blasint)m, (blasint)n, (blasint)k, 1.0f,
-                (const float *)pa, (blasint)la.ld, (const float *)pb, (blasint)lb.ld, 0.0f,
-                (float *)c->data, (blasint)ldc);
-  else
-    cblas_dgemm(CblasRowMajor, la.trans, lb.trans, (blasint)m, (blasint)n, (blasint)k, 1.0,
-                (const double *)pa, (blasint)la.ld, (const double *)pb, (blasint)lb.ld, 0.0,
-                (double *)c->data, (blasint)ldc);
+  gemm_job j = {a->dtype == VL_F32, la.trans, lb.trans, m, n, k, pa, la.ld, pb, lb.ld, beta,
+                c->data, ldc, esz, m >= n};
+  gemm_run(ctx, &j);
   return VL_OK;
 }
 
@@ -144,12 +201,49 @@ vl_status vl_matmul(vl_ctx *ctx, const vl_tensor *a, const vl_tensor *b, const v
     a2.data = a->data + oa * (int64_t)esz;
     b2.data = b->data + ob * (int64_t)esz;
     c2.data = c->data + oc * (int64_t)esz;
-    st = gemm2d(ctx, &a2, &b2, &c2, &scratch, &scratch_size, err);
+    st = gemm2d(ctx, &a2, &b2, &c2, 0.0, &scratch, &scratch_size, err);
     for (int d = nd - 3; d >= 0; d--) {
       if (++idx[d] < c->shape[d]) break;
       idx[d] = 0;
     }
   }
+  free(scratch);
+  return st;
+}
+
+vl_status vl_linear(vl_ctx *ctx, const vl_tensor *x, const vl_tensor *w, const vl_tensor *bias,
+                    const vl_tensor *out, vl_error *err) {
+  if (!vl_dtype_is_float(x->dtype) || w->dtype != x->dtype || out->dtype != x->dtype ||
+      (bias && bias->dtype != x->dtype))
+    return vl_fail(err, VL_ERR_DTYPE, "linear: input, weight%s and output must all be f32 or "
+                   "all f64", bias ? ", bias" : "");
+  if (x->ndim != 2 || w->ndim != 2 || out->ndim != 2 || (bias && bias->ndim != 1))
+    return vl_fail(err, VL_ERR_SHAPE, "linear: expected a 2-d input and weight, 1-d bias");
+  int64_t m = x->shape[0], k = x->shape[1], n = w->shape[0];
+  if (w->shape[1] != k || out->shape[0] != m || out->shape[1] != n || (bias && bias->shape[0] != n))
+    return vl_fail(err, VL_ERR_SHAPE, "linear: shapes do not match (input [%lld, %lld], weight "
+                   "[%lld, %lld])", (long long)m, (long long)k, (long long)w->shape[0],
+                   (long long)w->shape[1]);
+  if (n > 1 && out->stride[1] != 1)
+    return vl_fail(err, VL_ERR_UNSUPPORTED, "linear: output must have unit stride in its last dim");
+  double beta = 0.0;
+  if (bias && m > 0 && n > 0) {
+    /* the bias broadcast over the rows, then GEMM accumulates onto it */
+    vl_tensor rows;
+    int64_t shape[2] = {m, n};
+    vl_status st = vl_broadcast_to(bias, 2, shape, &rows, err);
+    if (st == VL_OK) st = vl_copy(ctx, out, &rows, err);
+    if (st) return st;
+    beta = 1.0;
+  }
+  vl_tensor wt = *w; /* w^T: [k, n] */
+  wt.shape[0] = k;
+  wt.shape[1] = n;
+  wt.stride[0] = w->stride[1];
+  wt.stride[1] = w->stride[0];
+  void *scratch = NULL;
+  size_t scratch_size = 0;
+  vl_status st = gemm2d(ctx, x, &wt, out, beta, &scratch, &scratch_size, err);
   free(scratch);
   return st;
 }

@@ -13,4 +13,11 @@
 vl_status vl_matmul(vl_ctx *ctx, const vl_tensor *a, const vl_tensor *b, const vl_tensor *c,
                     vl_error *err);
 
+/* out = x w^T + bias, the affine map of a linear layer: x [m, k], w [n, k], bias [n] or NULL,
+ * out [m, n] with unit stride in its last dim; f32 or f64, all one dtype. The bias is written
+ * into out first and GEMM accumulates onto it (beta = 1), so it costs no pass of its own and
+ * GEMM does not clear out first; w is read transposed in place. */
+vl_status vl_linear(vl_ctx *ctx, const vl_tensor *x, const vl_tensor *w, const vl_tensor *bias,
+                    const vl_tensor *out, vl_error *err);
+
 #endif

@@ -328,6 +328,14 @@ vl_status vl_unary(vl_ctx *ctx, vl_unary_op op, const vl_tensor *out, const vl_t
       IT x = xs[i];                                                            \
       d[i] = (OT)(EXPR);                                                       \
     }                                                                          \
+  } else if (s[0] == sizeof(OT) && s[1] == 0 && s[2] == sizeof(IT)) {          \
+    OT *restrict d = (OT *)p[0];                                               \
+    const IT x = *(const IT *)p[1];                                            \
+    const IT *restrict ys = (const IT *)p[2];                                  \
+    for (int64_t i = 0; i < n; i++) {                                          \
+      IT y = ys[i];                                                            \
+      d[i] = (OT)(EXPR);                                                       \
+    }                                                                          \
   } else {                                                                     \
     char *d = p[0];                                                            \
     const char *xs = p[1], *ys = p[2];                                         \
@@ -449,9 +457,30 @@ vl_status vl_clamp(vl_ctx *ctx, const vl_tensor *out, const vl_tensor *x, double
   return VL_OK;
 }
 
+/* contiguous runs, with y contiguous or one value (as where(mask, g, 0)), vectorise */
 #define WHERE_KERNEL(T)                                                                 \
   static void where_##T(char **p, const int64_t *s, int64_t n, void *a) {              \
     (void)a;                                                                           \
+    if (s[0] == sizeof(T) && s[1] == sizeof(boolean) && s[2] == sizeof(T) &&           \
+        (s[3] == sizeof(T) || s[3] == 0)) {                                            \
+      T *restrict d = (T *)p[0];                                                       \
+      const boolean *restrict c = (const boolean *)p[1];                               \
+      const T *restrict x = (const T *)p[2];                                           \
+      if (s[3] == 0) {                                                                 \
+        const T y = *(const T *)p[3];                                                  \
+        for (int64_t i = 0; i < n; i++) {                                              \
+          T xi = x[i];                                                                 \
+          d[i] = c[i] ? xi : y;                                                        \
+        }                                                                              \
+      } else {                                                                         \
+        const T *restrict y = (const T *)p[3];                                         \
+        for (int64_t i = 0; i < n; i++) {                                              \
+          T xi = x[i], yi = y[i];                                                      \
+          d[i] = c[i] ? xi : yi;                                                       \
+        }                                                                              \
+      }                                                                                \
+      return;                                                                          \
+    }                                                                                  \
     char *d = p[0];                                                                    \
     const char *c = p[1], *x = p[2], *y = p[3];                                        \
     for (int64_t i = 0; i < n; i++, d += s[0], c += s[1], x += s[2], y += s[3])        \

@@ -3,6 +3,16 @@
 
 #include <math.h>
 
+/* An AVX2 clone of the update loops where the CPU has it (twice the lanes for its square root
+ * and two divisions per element, which bound the loop); no FMA contraction, so every machine
+ * and clone computes the same values. */
+#pragma GCC optimize("fp-contract=off")
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define VL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define VL_CLONES
+#endif
+
 typedef struct {
   const vl_adam_config *c;
   char *p, *g, *m, *v, *vmax;
@@ -36,14 +46,14 @@ typedef struct {
     }                                                                               \
   } while (0)
 
-static void adam_range(int64_t lo, int64_t hi, int chunk, void *vp) {
+VL_CLONES static void adam_range(int64_t lo, int64_t hi, int chunk, void *vp) {
   const adam_job *j = vp;
   const vl_adam_config *c = j->c;
   (void)chunk;
   ADAM_LOOP(float, sqrtf);
 }
 
-static void adam_range_f64(int64_t lo, int64_t hi, int chunk, void *vp) {
+VL_CLONES static void adam_range_f64(int64_t lo, int64_t hi, int chunk, void *vp) {
   const adam_job *j = vp;
   const vl_adam_config *c = j->c;
   (void)chunk;

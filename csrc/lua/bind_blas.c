@@ -59,7 +59,53 @@ static int l_matmul(lua_State *L) {
   return 1;
 }
 
+/* linear(x, w [, b]): x w^T + b over the last dim of x ([..., k] -> [..., n]; w [n, k], b [n]),
+ * as torch.nn.functional.linear. One GEMM onto the pre-written bias (vl_linear). */
+static int l_linear(lua_State *L) {
+  vlua_tensor *tx = vlua_check(L, 1), *tw = vlua_check(L, 2);
+  vlua_tensor *tb = lua_isnoneornil(L, 3) ? NULL : vlua_check(L, 3);
+  lua_settop(L, 3);
+  char s1[128], s2[128];
+  if (!vl_dtype_is_float(tx->t.dtype) || tw->t.dtype != tx->t.dtype ||
+      (tb && tb->t.dtype != tx->t.dtype))
+    luaL_error(L, "linear: input (%s), weight (%s)%s%s must be all f32 or all f64",
+               vl_dtype_name(tx->t.dtype), vl_dtype_name(tw->t.dtype), tb ? " and bias " : "",
+               tb ? vl_dtype_name(tb->t.dtype) : "");
+  if (tw->t.ndim != 2)
+    luaL_argerror(L, 2, lua_pushfstring(L, "weight must be 2-d [out, in], got %d dims", tw->t.ndim));
+  int64_t n = tw->t.shape[0], k = tw->t.shape[1];
+  if (tx->t.ndim < 1 || tx->t.shape[tx->t.ndim - 1] != k)
+    luaL_error(L, "linear: input of shape %s does not match weight of shape %s (last dim of the "
+               "input must be %lld)", vl_shape_str(tx->t.ndim, tx->t.shape, s1, sizeof s1),
+               vl_shape_str(2, tw->t.shape, s2, sizeof s2), (long long)k);
+  if (tb && (tb->t.ndim != 1 || tb->t.shape[0] != n))
+    luaL_argerror(L, 3, lua_pushfstring(L, "bias must have shape {%d}, got %s", (int)n,
+                                        vl_shape_str(tb->t.ndim, tb->t.shape, s1, sizeof s1)));
+  vl_error err;
+  int64_t m = 1;
+  for (int d = 0; d < tx->t.ndim - 1; d++) m *= tx->t.shape[d];
+  int64_t shape2[2] = {m, k};
+  vl_tensor x2;
+  if (vl_view_reshape(&tx->t, 2, shape2, &x2, &err) != VL_OK) {
+    vlua_contiguous(L, 1); /* stack 4 */
+    vl_view_reshape(&vlua_check(L, 4)->t, 2, shape2, &x2, &err);
+  }
+  int64_t oshape[VL_MAX_DIMS];
+  int on = tx->t.ndim;
+  for (int d = 0; d < on - 1; d++) oshape[d] = tx->t.shape[d];
+  oshape[on - 1] = n;
+  vlua_tensor *out = vlua_new(L, tx->t.dtype, on, oshape);
+  vl_tensor o2 = out->t;
+  o2.ndim = 2;
+  o2.shape[0] = m;
+  o2.shape[1] = n;
+  vl_set_contiguous_strides(&o2);
+  vlua_check_status(L, "linear", vl_linear(vlua_ctx(L), &x2, &tw->t, tb ? &tb->t : NULL, &o2, &err),
+                    &err);
+  return 1;
+}
+
 void vlua_register_blas(lua_State *L) {
-  static const luaL_Reg regs[] = {{"matmul", l_matmul}, {NULL, NULL}};
+  static const luaL_Reg regs[] = {{"matmul", l_matmul}, {"linear", l_linear}, {NULL, NULL}};
   vlua_setfuncs(L, regs);
 }

@@ -99,5 +99,6 @@ void vlua_register_deepvelo(lua_State *L);
 void vlua_register_dropout(lua_State *L);
 void vlua_register_velocity(lua_State *L);
 void vlua_register_interrupt(lua_State *L);
+void vlua_register_memory(lua_State *L);
 
 #endif

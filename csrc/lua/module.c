@@ -102,6 +102,7 @@ int luaopen_velua_core(lua_State *L) {
   vlua_register_velocity(L);
   vlua_register_interrupt(L);
   vlua_register_umap(L);
+  vlua_register_memory(L);
   luaL_getmetatable(L, VLUA_TENSOR_MT);
   lua_setfield(L, -2, "tensor_metatable");
   lua_pushinteger(L, VL_MAX_DIMS);

@@ -65,9 +65,22 @@ function M.install(T)
 
   -- c * g * x with the constant applied to whichever of g and x has fewer elements (g is often
   -- a broadcast row or column of the reduction above it): one full-size pass instead of two
+  -- An expanded g (as the gradient of a sum) counts by the elements it really holds: its
+  -- broadcast dims are narrowed back to size 1 where x has the full size, and broadcasting in
+  -- mul restores them.
+  local function compact(g, x)
+    local st = core.stride(g)
+    if #st ~= dim_of(x) then return g end
+    for d = 1, #st do
+      local n = core.size(g, d)
+      if st[d] == 0 and n > 1 and core.size(x, d) == n then g = raw.narrow(g, d, 1, 1) end
+    end
+    return g
+  end
   local function scaled_product(c, g, x)
     if not is_tensor(x) then return raw.mul(g, c * x) end
-    if core.numel(g) <= core.numel(x) then return raw.mul(raw.mul(g, c), x) end
+    local gc = compact(g, x)
+    if core.numel(gc) <= core.numel(x) then return raw.mul(raw.mul(gc, c), x) end
     return raw.mul(g, raw.mul(x, c))
   end
 
@@ -144,7 +157,7 @@ function M.install(T)
   rule("sqrt", "out", function(g, _, out) return raw.div(g, raw.mul(out, 2)) end)
   rule("abs", "in", function(g, a) return raw.mul(g, raw.sign(a[1])) end)
   rule("sign", "", function(g) return raw.mul(g, 0) end)
-  rule("relu", "out", function(g, _, out) return raw.mul(g, mask_f(raw.gt(out, 0), g)) end)
+  rule("relu", "out", function(g, _, out) return raw.where(raw.gt(out, 0), g, 0) end)
   rule("sigmoid", "out", function(g, _, out)
     return raw.mul(g, raw.mul(out, raw.sub(1, out)))
   end)
@@ -243,6 +256,25 @@ function M.install(T)
       if yv then gy = raw.reshape(gy, shape_of(y)) end
     end
     return gx, gy
+  end)
+
+  -- linear(x, w, b) = x w^T + b over the last dim of x: the products in the layouts GEMM reads
+  -- directly (g^T x gives w's gradient contiguous, as w itself), the bias gradient a column sum
+  rule("linear", "in", function(g, a, _, needs)
+    local x, w = a[1], a[2]
+    local n, k = core.size(w, 1), core.size(w, 2)
+    local g2 = dim_of(g) == 2 and g or raw.reshape(g, { -1, n })
+    local gx, gw, gb
+    if needs[1] then
+      gx = raw.matmul(g2, w)
+      if dim_of(x) ~= 2 then gx = raw.reshape(gx, shape_of(x)) end
+    end
+    if needs[2] then
+      local x2 = dim_of(x) == 2 and x or raw.reshape(x, { -1, k })
+      gw = raw.matmul(raw.t(g2), x2)
+    end
+    if needs[3] then gb = raw.sum(g2, 1) end
+    return gx, gw, gb
   end)
 
   -- indexing

@@ -22,7 +22,7 @@ for _, name in ipairs {
   -- reductions
   "sum", "prod", "max", "min", "argmax", "argmin", "any", "all",
   -- linear algebra, indexing
-  "matmul", "index", "gather", "nonzero",
+  "matmul", "linear", "index", "gather", "nonzero",
   -- views and copies
   "transpose", "permute", "select", "narrow", "reshape", "view", "expand", "unsqueeze",
   "squeeze", "contiguous", "clone", "to", "t",

@@ -38,7 +38,16 @@ end
 
 -- ---------- layer functions ----------
 
+-- linear(x, weight [, bias]): x weight^T + bias. One fused primitive (T.linear: GEMM onto the
+-- bias) when the dtypes agree, weight is 2-d and bias 1-d; the composed form otherwise.
 function F.linear(x, weight, bias)
+  if T.is_tensor(x) and T.is_tensor(weight) and x:dim() >= 1 and weight:dim() == 2 then
+    local dt = x:dtype()
+    if (dt == "f32" or dt == "f64") and weight:dtype() == dt and (bias == nil or
+      T.is_tensor(bias) and bias:dim() == 1 and bias:dtype() == dt) then
+      return T.linear(x, weight, bias)
+    end
+  end
   local y = x:matmul(weight:t())
   if bias ~= nil then y = y + bias end
   return y
