@@ -152,9 +152,12 @@ local function run_file(dataset, raw_rel)
   report(dataset, "moments", s, ref["moments"])
   s = best_of(ad, function(c) return pp.second_order_moments(c) end)
   report(dataset, "second_order_moments", s, ref["second_order_moments"])
-  if velua.tl and velua.tl.umap then
-    s = best_of(ad, function(c) return velua.tl.umap(c, { seed = 0 }) end)
+  local ok, umap = pcall(function() return velua.tl.umap end)
+  if ok and umap then
+    s = best_of(ad, function(c) return umap(c, { seed = 0 }) end)
     report(dataset, "umap", s, ref["umap"])
+  else
+    report(dataset, "umap", 0 / 0, ref["umap"], "pending: velua.tl.umap not available")
   end
 end
 
