@@ -1,6 +1,7 @@
 /* Sparse preprocessing kernels (see pp_kernels.h). */
 #include "pp_kernels.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +130,61 @@ vl_status vl_pp_col_stats(const vl_csr *a, const double *y, double *sum, double 
         sumxy[a->indices[p]] += val_at(a, p) * y[i];
   }
   return VL_OK;
+}
+
+vl_status vl_pp_count_corr_stats(const vl_csr *a, double *y, double *sum, double *sumsq,
+                                 double *sumxy, vl_error *err) {
+  const int64_t g = a->ncols;
+  memset(sum, 0, sizeof(double) * (size_t)g);
+  memset(sumsq, 0, sizeof(double) * (size_t)g);
+  memset(sumxy, 0, sizeof(double) * (size_t)g);
+  for (int64_t i = 0; i < a->nrows; i++) {
+    int64_t c = 0;
+    for (int64_t p = a->indptr[i]; p < a->indptr[i + 1]; p++) c += val_at(a, p) > 0;
+    const double yi = (double)c;
+    y[i] = yi;
+    for (int64_t p = a->indptr[i]; p < a->indptr[i + 1]; p++) {
+      const int64_t j = a->indices[p];
+      const double v = val_at(a, p);
+      sum[j] += v;
+      sumsq[j] += v * v;
+      sumxy[j] += v * yi;
+    }
+  }
+  (void)err;
+  return VL_OK;
+}
+
+void vl_pp_seurat_norm(int64_t n, const double *disp, const int64_t *bin, int64_t nbins,
+                       double *out) {
+  /* every f32 step is a double operation on f32 values rounded once: NumPy's f32 result */
+  for (int64_t b = 1; b <= nbins; b++) {
+    float sum = 0, comp = 0;
+    int64_t cnt = 0;
+    double wm = 0, wv = 0;
+    for (int64_t i = 0; i < n; i++) {
+      const double d = disp[i];
+      if (bin[i] != b || d != d) continue;
+      cnt++;
+      const float y = (float)(d - (double)comp);
+      const float t = (float)((double)sum + (double)y);
+      comp = (float)((double)(float)((double)t - (double)sum) - (double)y);
+      sum = t;
+      const double old = wm;
+      wm = wm + (d - old) / (double)cnt;
+      wv = wv + (d - wm) * (d - old);
+    }
+    const double mu = cnt > 0 ? (double)(float)((double)sum / (double)cnt) : NAN;
+    const double sd = cnt > 1 ? sqrt(wv / (double)(cnt - 1)) : NAN;
+    for (int64_t i = 0; i < n; i++) {
+      if (bin[i] != b) continue;
+      double v = sd == sd ? (double)(float)(disp[i] - mu) / sd
+                          : (double)(float)(disp[i] - 0.0) / mu; /* one gene: mean 0, sd mu */
+      out[i] = v == v ? v : 0;
+    }
+  }
+  for (int64_t i = 0; i < n; i++)
+    if (bin[i] < 1 || bin[i] > nbins) out[i] = 0;
 }
 
 vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_error *err) {

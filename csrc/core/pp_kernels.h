@@ -23,6 +23,22 @@ vl_status vl_pp_row_sums(vl_ctx *ctx, const vl_csr *a, void *out, vl_error *err)
 vl_status vl_pp_col_stats(const vl_csr *a, const double *y, double *sum, double *sumsq,
                           double *sumxy, vl_error *err);
 
+/* The sums behind scVelo's csr_vcorrcoef of every column with the number of positive entries
+ * per row, in one pass and f64 throughout: y[i] = positive entries of row i, and per column
+ * sums of x, x*x (over the rows in order) and x*y. Equal to vl_pp_col_stats on the values
+ * converted to f64 with that y. Outputs: y nrows doubles, the others ncols doubles. */
+vl_status vl_pp_count_corr_stats(const vl_csr *a, double *y, double *sum, double *sumsq,
+                                 double *sumxy, vl_error *err);
+
+/* Seurat's normalised dispersion as scVelo's filter_genes_dispersion computes it through
+ * pandas: genes grouped by bin[i] (1..nbins; 0 = no bin), per bin the mean of the dispersions
+ * in f32 with pandas' compensated (Kahan) sum and the standard deviation in f64 (Welford);
+ * out[i] = f32(disp[i] - mean) / sd, and 0 where that is NaN (no bin, NaN dispersion). A bin
+ * of one gene gets mean 0 and sd = its dispersion (pandas' rule), so its gene scores 1. disp
+ * holds f32 values (as doubles). */
+void vl_pp_seurat_norm(int64_t n, const double *disp, const int64_t *bin, int64_t nbins,
+                       double *out);
+
 /* scVelo's shared counts: per column, the sum over rows where s > 0 and u > 0 of (s + u),
  * accumulated in f32 in row order (as scipy sums the f32 matrix). s and u have one shape. */
 vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_error *err);

@@ -335,6 +335,42 @@ static int l_csr_col_stats(lua_State *L) {
   return y ? 3 : 2;
 }
 
+/* csr_count_corr_stats(indptr, indices, values, nrows, ncols)
+ * -> y [nrows], sums, sums of squares, sums of x*y [ncols], all f64 */
+static int l_csr_count_corr_stats(lua_State *L) {
+  const char *fname = "csr_count_corr_stats";
+  vl_csr a;
+  lua_settop(L, 5);
+  check_csr(L, fname, 1, &a);
+  vlua_tensor *y = vlua_new(L, VL_F64, 1, &a.nrows);
+  vlua_tensor *s = vlua_new(L, VL_F64, 1, &a.ncols);
+  vlua_tensor *q = vlua_new(L, VL_F64, 1, &a.ncols);
+  vlua_tensor *xy = vlua_new(L, VL_F64, 1, &a.ncols);
+  vl_error err;
+  vlua_check_status(L, fname, vl_pp_count_corr_stats(&a, (double *)y->t.data, (double *)s->t.data,
+                                                     (double *)q->t.data, (double *)xy->t.data,
+                                                     &err), &err);
+  return 4;
+}
+
+/* seurat_norm(dispersions f64 [n], bins i64 [n] (1..nbins, 0 for none), nbins) -> f64 [n] */
+static int l_seurat_norm(lua_State *L) {
+  const char *fname = "seurat_norm";
+  lua_settop(L, 3);
+  vlua_tensor *d = check_vec(L, fname, 1, "dispersions", true);
+  vlua_tensor *b = check_vec(L, fname, 2, "bins", false);
+  int64_t nbins = check_size(L, fname, 3, "nbins");
+  int64_t n = d->t.shape[0];
+  if (d->t.dtype != VL_F64) luaL_error(L, "%s: dispersions must be f64", fname);
+  if (b->t.shape[0] != n)
+    luaL_error(L, "%s: bins has %I entries but dispersions has %I", fname,
+               (lua_Integer)b->t.shape[0], (lua_Integer)n);
+  vlua_tensor *out = vlua_new(L, VL_F64, 1, &n);
+  vl_pp_seurat_norm(n, (const double *)d->t.data, (const int64_t *)b->t.data, nbins,
+                    (double *)out->t.data);
+  return 1;
+}
+
 /* shared_counts(spliced csr (5 args), unspliced csr (5 args)) -> f32 [ncols] */
 static int l_shared_counts(lua_State *L) {
   const char *fname = "shared_counts";
@@ -425,7 +461,8 @@ void vlua_register_pp(lua_State *L) {
     {"knn_exact", l_knn_exact}, {"knn_nndescent", l_knn_nndescent},
     {"knn_graph", l_knn_graph}, {"umap_graph", l_umap_graph}, {"pca_dense", l_pca_dense}, {"pca_csr", l_pca_csr},
     {"csr_scale_rows", l_csr_scale_rows}, {"csr_row_sums", l_csr_row_sums},
-    {"csr_col_stats", l_csr_col_stats}, {"shared_counts", l_shared_counts},
+    {"csr_col_stats", l_csr_col_stats}, {"csr_count_corr_stats", l_csr_count_corr_stats},
+    {"shared_counts", l_shared_counts}, {"seurat_norm", l_seurat_norm},
     {"csr_select_columns", l_csr_select_columns}, {"moments_operator", l_moments_operator},
     {"csr_top_per_row", l_csr_top_per_row}, {NULL, NULL}};
   vlua_setfuncs(L, regs);

@@ -40,9 +40,7 @@ local function gene_count_corr(X)
   local n = X:shape()[1]
   local y, sx, sxx, sxy
   if T.is_sparse(X) then
-    y = util.row_sums(util.with_values(X, X:values():gt(0):to(X:dtype()))):to("f64")
-    local ip, ix, v, nr, nc = util.csr_parts(X)
-    sx, sxx, sxy = core.csr_col_stats(ip, ix, v:to("f64"), nr, nc, y)
+    y, sx, sxx, sxy = core.csr_count_corr_stats(util.csr_parts(X))
   else
     local X64 = X:to("f64")
     y = X:gt(0):to("f64"):sum(2)
