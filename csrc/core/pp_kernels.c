@@ -227,6 +227,7 @@ vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_e
 typedef struct {
   const vl_csr *a;
   const int64_t *map;
+  const void *scale;
   int64_t *indptr, *indices;
   void *values;
 } select_job;
@@ -242,39 +243,38 @@ static void select_count(int64_t lo, int64_t hi, int chunk, void *arg) {
   }
 }
 
+#define SELECT_FILL(T, NAME)                                                                  \
+  static void NAME(const select_job *j, int64_t lo, int64_t hi) {                             \
+    const int64_t *ip = j->a->indptr, *ix = j->a->indices, *map = j->map;                    \
+    const T *v = j->a->values, *s = j->scale;                                                 \
+    T *out = j->values;                                                                       \
+    int64_t *oix = j->indices;                                                                \
+    for (int64_t i = lo; i < hi; i++) {                                                       \
+      int64_t o = j->indptr[i];                                                               \
+      const T f = s ? s[i] : (T)1;                                                            \
+      for (int64_t p = ip[i]; p < ip[i + 1]; p++) {                                           \
+        int64_t c = map[ix[p]];                                                               \
+        if (c >= 0) {                                                                         \
+          oix[o] = c;                                                                         \
+          out[o++] = s ? v[p] * f : v[p];                                                     \
+        }                                                                                     \
+      }                                                                                       \
+    }                                                                                         \
+  }
+SELECT_FILL(float, select_fill_f32)
+SELECT_FILL(double, select_fill_f64)
+
 /* pass 2: rows written at their final offsets */
 static void select_fill(int64_t lo, int64_t hi, int chunk, void *arg) {
   const select_job *j = arg;
-  const int64_t *ip = j->a->indptr, *ix = j->a->indices;
-  for (int64_t i = lo; i < hi; i++) {
-    int64_t o = j->indptr[i];
-    if (j->a->dtype == VL_F32) {
-      const float *v = j->a->values;
-      float *out = j->values;
-      for (int64_t p = ip[i]; p < ip[i + 1]; p++) {
-        int64_t c = j->map[ix[p]];
-        if (c >= 0) {
-          j->indices[o] = c;
-          out[o++] = v[p];
-        }
-      }
-    } else {
-      const double *v = j->a->values;
-      double *out = j->values;
-      for (int64_t p = ip[i]; p < ip[i + 1]; p++) {
-        int64_t c = j->map[ix[p]];
-        if (c >= 0) {
-          j->indices[o] = c;
-          out[o++] = v[p];
-        }
-      }
-    }
-  }
+  if (j->a->dtype == VL_F32) select_fill_f32(j, lo, hi);
+  else select_fill_f64(j, lo, hi);
 }
 
-vl_status vl_pp_select_columns(vl_ctx *ctx, const vl_csr *a, const int64_t *map, int64_t *indptr,
-                               int64_t *indices, void *values, vl_error *err) {
-  select_job j = {a, map, indptr, indices, values};
+vl_status vl_pp_select_columns(vl_ctx *ctx, const vl_csr *a, const int64_t *map,
+                               const void *scale, int64_t *indptr, int64_t *indices,
+                               void *values, vl_error *err) {
+  select_job j = {a, map, scale, indptr, indices, values};
   if (!indices) {
     vl_parallel_for(ctx, a->nrows, 1024, select_count, &j);
     indptr[0] = 0;

@@ -43,11 +43,14 @@ void vl_pp_seurat_norm(int64_t n, const double *disp, const int64_t *bin, int64_
  * accumulated in f32 in row order (as scipy sums the f32 matrix). s and u have one shape. */
 vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_error *err);
 
-/* Keeps the columns with map[col] >= 0, renumbered to map[col]. With indices and values NULL
- * fills only indptr (nrows + 1; indptr[nrows] is the nnz); call again with arrays that size
- * and the indptr of the first call. */
-vl_status vl_pp_select_columns(vl_ctx *ctx, const vl_csr *a, const int64_t *map, int64_t *indptr,
-                               int64_t *indices, void *values, vl_error *err);
+/* Keeps the columns with map[col] >= 0, renumbered to map[col]; with scale (one factor per row
+ * in the values' dtype, or NULL) each kept value is multiplied by its row's factor, as
+ * vl_pp_scale_rows would. With indices and values NULL fills only indptr (nrows + 1;
+ * indptr[nrows] is the nnz); call again with arrays that size and the indptr of the first
+ * call. */
+vl_status vl_pp_select_columns(vl_ctx *ctx, const vl_csr *a, const int64_t *map,
+                               const void *scale, int64_t *indptr, int64_t *indices,
+                               void *values, vl_error *err);
 
 /* scVelo's moments operator A = rownorm((C > 0) + I) of a square matrix C, sorted columns,
  * f32 values 1 / (row count). Two calls as vl_pp_select_columns. */

@@ -387,9 +387,15 @@ static int l_shared_counts(lua_State *L) {
 typedef vl_status (*two_pass_fn)(vl_ctx *ctx, const vl_csr *a, const void *arg,
                                  int64_t *indptr, int64_t *indices, void *values, vl_error *err);
 
+typedef struct {
+  const int64_t *map;
+  const void *scale;
+} select_arg;
+
 static vl_status tp_select(vl_ctx *ctx, const vl_csr *a, const void *arg, int64_t *ip,
                            int64_t *ix, void *v, vl_error *err) {
-  return vl_pp_select_columns(ctx, a, arg, ip, ix, v, err);
+  const select_arg *s = arg;
+  return vl_pp_select_columns(ctx, a, s->map, s->scale, ip, ix, v, err);
 }
 static vl_status tp_moments(vl_ctx *ctx, const vl_csr *a, const void *arg, int64_t *ip,
                             int64_t *ix, void *v, vl_error *err) {
@@ -416,14 +422,25 @@ static int two_pass(lua_State *L, const char *fname, const vl_csr *a, two_pass_f
   return 3;
 }
 
-/* csr_select_columns(csr (5 args), keep (i64, 1-based column numbers in their new order))
- * -> indptr, indices, values of the matrix restricted to those columns */
+/* csr_select_columns(csr (5 args), keep (i64, 1-based column numbers in their new order)
+ * [, row_scale (one factor per row, the values' dtype)])
+ * -> indptr, indices, values of the matrix restricted to those columns (values times their
+ *    row's factor when row_scale is given) */
 static int l_csr_select_columns(lua_State *L) {
   const char *fname = "csr_select_columns";
   vl_csr a;
-  lua_settop(L, 6);
+  lua_settop(L, 7);
   check_csr(L, fname, 1, &a);
   vlua_tensor *keep = check_vec(L, fname, 6, "columns", false);
+  const void *scale = NULL;
+  if (!lua_isnil(L, 7)) {
+    vlua_tensor *s = check_vec(L, fname, 7, "row_scale", true);
+    if (s->t.shape[0] != a.nrows || s->t.dtype != a.dtype)
+      luaL_error(L, "%s: row_scale must have nrows = %I entries of the values' dtype %s, got "
+                 "%I of %s", fname, (lua_Integer)a.nrows, vl_dtype_name(a.dtype),
+                 (lua_Integer)s->t.shape[0], vl_dtype_name(s->t.dtype));
+    scale = s->t.data;
+  }
   int64_t *map = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(a.ncols > 0 ? a.ncols : 1), 0);
   for (int64_t j = 0; j < a.ncols; j++) map[j] = -1;
   const int64_t *kp = (const int64_t *)keep->t.data;
@@ -436,7 +453,8 @@ static int l_csr_select_columns(lua_State *L) {
       luaL_error(L, "%s: column %I listed twice", fname, (lua_Integer)kp[t]);
     map[c] = t;
   }
-  return two_pass(L, fname, &a, tp_select, map, a.dtype);
+  select_arg sa = {map, scale};
+  return two_pass(L, fname, &a, tp_select, &sa, a.dtype);
 }
 
 /* moments_operator(connectivities csr (5 args)) -> indptr, indices, values (f32) */

@@ -211,7 +211,9 @@ local function run(fname, ad, opts, subset_default)
       for _, g in ipairs(list) do want[g] = true end
       for i = 1, #keep do keep[i] = keep[i] or want[ad.var_names[i]] == true end
     end
-    ad = util.subset_vars(ad, util.which(keep))
+    local kept = util.which(keep)
+    ad = util.subset_vars(ad, kept)
+    return ad, true, kept
   end
   return ad, true
 end
@@ -224,7 +226,8 @@ function M.highly_variable_genes(ad, opts)
   return run("highly_variable_genes", ad, opts, false)
 end
 
--- filter_genes_dispersion(ad, {...}): the same with subset=true by default (scVelo's name).
+-- filter_genes_dispersion(ad, {...}): the same with subset=true by default (scVelo's name);
+-- when it subsets, the kept genes' former positions (1-based) come third.
 function M.filter_genes_dispersion(ad, opts)
   return run("filter_genes_dispersion", ad, opts, true)
 end
