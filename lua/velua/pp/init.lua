@@ -65,6 +65,7 @@ function M.filter_and_normalize(ad, opts)
   -- come from the initial sizes recorded before filtering, and scaling rows commutes with
   -- selecting columns. It saves a column selection and a scaling pass per layer.
   local keep1 = filter.gene_selection("filter_and_normalize", ad, filter_opts)
+  if keep1 ~= nil and #keep1 == ad.n_vars then keep1 = nil end -- every gene kept
   local orig = ad
   local held, factors = nil, nil
   local has_layers = false
