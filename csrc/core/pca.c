@@ -193,7 +193,18 @@ out:
 enum { REFINE = 4 };
 static const double ACCEPT = 1e-3;
 
+static int fast_top_body(const double *G, int64_t m, int64_t k, double *w, double *z);
+
+/* Single-threaded BLAS and LAPACK throughout: the products here are small (order x b), and
+ * OpenBLAS's threads cost more in hand-offs than they save (see exact_top). */
 static int fast_top(const double *G, int64_t m, int64_t k, double *w, double *z) {
+  int saved = blas_single_begin();
+  int ok = fast_top_body(G, m, k, w, z);
+  blas_single_end(saved);
+  return ok;
+}
+
+static int fast_top_body(const double *G, int64_t m, int64_t k, double *w, double *z) {
   const int64_t b = k + (k > 16 ? k : 16);
   int ok = 0;
   float *Gf = malloc(sizeof(float) * (size_t)(m * m));
@@ -222,10 +233,8 @@ static int fast_top(const double *G, int64_t m, int64_t k, double *w, double *z)
     work = malloc(sizeof(float) * (size_t)lwork);
     iwork = malloc(sizeof(int) * (size_t)liwork);
     if (!work || !iwork) goto out;
-    int saved = blas_single_begin();
     ssyevr_("V", "I", "L", &N, Gf, &N, &vl, &vu, &il, &iu, &abstol, &found, wf, Zf, &N, isuppz,
             work, &lwork, iwork, &liwork, &info, 1, 1, 1);
-    blas_single_end(saved);
     if (info != 0 || found != (int)b) goto out;
   }
   for (int64_t t = 0; t < m * b; t++) V[t] = Zf[t];

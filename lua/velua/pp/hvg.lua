@@ -186,8 +186,8 @@ local function run(fname, ad, opts, subset_default)
   if o.n_top_genes ~= nil then
     local sorted = {}
     for i, v in ipairs(norm) do sorted[i] = v end
-    table.sort(sorted, function(a, b) return a > b end)
-    local cut = sorted[math.min(o.n_top_genes, #sorted)]
+    table.sort(sorted) -- ascending (no NaN: norm_* write 0 for them); the n-th largest
+    local cut = sorted[#sorted - math.min(o.n_top_genes, #sorted) + 1]
     for i, v in ipairs(norm) do hv[i] = v >= cut end
   else
     local min_disp = o.min_disp or 0.5
