@@ -340,6 +340,33 @@ describe("pp on plain tables and small inputs", function()
     end
   end)
 
+  it("sparse kernels reject malformed CSR parts with an error, not a crash", function()
+    local core = require "velua.core"
+    local i64 = function(t) return T.tensor(t, { dtype = "i64" }) end
+    local v = T.tensor({ 1, 2, 3 }, { dtype = "f32" })
+    -- a column index out of range (checked by the selection's first pass)
+    local ok, err = pcall(core.csr_select_columns, i64 { 0, 2, 3 }, i64 { 0, 7, 1 }, v, 2, 3, i64 { 1, 2 })
+    assert.is_false(ok)
+    assert.matches("outside %[0, 3%)", err)
+    ok, err = pcall(core.csr_select_columns, i64 { 0, 2, 3 }, i64 { 0, -1, 1 }, v, 2, 3, i64 { 1, 2 })
+    assert.is_false(ok)
+    assert.matches("outside", err)
+    -- indptr decreasing, or not ending at the number of entries
+    ok, err = pcall(core.csr_row_sums, i64 { 0, 3, 2 }, i64 { 0, 1, 1 }, v, 2, 3)
+    assert.is_false(ok)
+    assert.matches("indptr decreases", err)
+    ok, err = pcall(core.csr_scale_rows, i64 { 0, 1, 2 }, i64 { 0, 1, 1 }, v, 2, 3, T.ones(2))
+    assert.is_false(ok)
+    assert.matches("number of stored entries 3", err)
+    -- and a well-formed call still works: rows {1, 2} and {3}, columns 2 and 3 kept, the
+    -- kept values scaled by their row's factor
+    local ip, ix, vals = core.csr_select_columns(i64 { 0, 2, 3 }, i64 { 0, 1, 1 }, v, 2, 3, i64 { 2, 3 },
+      T.tensor({ 10, 100 }, { dtype = "f32" }))
+    assert.are.same({ 0, 1, 2 }, ip:totable())
+    assert.are.same({ 0, 0 }, ix:totable())
+    assert.are.same({ 20, 300 }, vals:totable())
+  end)
+
   it("rejects unknown options and bad arguments with clear messages", function()
     local ad = toy(30, 20)
     local ok, err = pcall(pp.filter_and_normalize, ad, { min_shared_count = 20 })

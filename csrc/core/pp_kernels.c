@@ -2,6 +2,7 @@
 #include "pp_kernels.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -230,19 +231,31 @@ typedef struct {
   const void *scale;
   int64_t *indptr, *indices;
   void *values;
+  atomic_int bad; /* an index outside [0, ncols) was met (count pass) */
 } select_job;
 
-/* pass 1: entries kept per row (into indptr[i + 1]) */
+/* pass 1: entries kept per row (into indptr[i + 1]); checks every index on the way */
 static void select_count(int64_t lo, int64_t hi, int chunk, void *arg) {
-  const select_job *j = arg;
+  select_job *j = arg;
   const int64_t *ip = j->a->indptr, *ix = j->a->indices;
+  const uint64_t nc = (uint64_t)j->a->ncols;
+  int bad = 0;
   for (int64_t i = lo; i < hi; i++) {
     int64_t c = 0;
-    for (int64_t p = ip[i]; p < ip[i + 1]; p++) c += j->map[ix[p]] >= 0;
+    for (int64_t p = ip[i]; p < ip[i + 1]; p++) {
+      const uint64_t col = (uint64_t)ix[p];
+      bad |= col >= nc;
+      c += col < nc && j->map[col] >= 0;
+    }
     j->indptr[i + 1] = c;
   }
+  if (bad) atomic_store(&j->bad, 1);
 }
 
+/* Pass 2, rows written at their final offsets. Without branches on whether an entry is kept
+ * (about half are, in no predictable pattern): every entry is written at the row's next free
+ * slot, which advances only for kept ones, and the loop stops once the row's slots are full,
+ * so nothing is written outside them. */
 #define SELECT_FILL(T, NAME)                                                                  \
   static void NAME(const select_job *j, int64_t lo, int64_t hi) {                             \
     const int64_t *ip = j->a->indptr, *ix = j->a->indices, *map = j->map;                    \
@@ -251,20 +264,19 @@ static void select_count(int64_t lo, int64_t hi, int chunk, void *arg) {
     int64_t *oix = j->indices;                                                                \
     for (int64_t i = lo; i < hi; i++) {                                                       \
       int64_t o = j->indptr[i];                                                               \
+      const int64_t e = j->indptr[i + 1];                                                     \
       const T f = s ? s[i] : (T)1;                                                            \
-      for (int64_t p = ip[i]; p < ip[i + 1]; p++) {                                           \
-        int64_t c = map[ix[p]];                                                               \
-        if (c >= 0) {                                                                         \
-          oix[o] = c;                                                                         \
-          out[o++] = s ? v[p] * f : v[p];                                                     \
-        }                                                                                     \
+      for (int64_t p = ip[i]; p < ip[i + 1] && o < e; p++) {                                  \
+        const int64_t c = map[ix[p]];                                                         \
+        oix[o] = c;                                                                           \
+        out[o] = s ? v[p] * f : v[p];                                                         \
+        o += c >= 0;                                                                          \
       }                                                                                       \
     }                                                                                         \
   }
 SELECT_FILL(float, select_fill_f32)
 SELECT_FILL(double, select_fill_f64)
 
-/* pass 2: rows written at their final offsets */
 static void select_fill(int64_t lo, int64_t hi, int chunk, void *arg) {
   const select_job *j = arg;
   if (j->a->dtype == VL_F32) select_fill_f32(j, lo, hi);
@@ -274,9 +286,14 @@ static void select_fill(int64_t lo, int64_t hi, int chunk, void *arg) {
 vl_status vl_pp_select_columns(vl_ctx *ctx, const vl_csr *a, const int64_t *map,
                                const void *scale, int64_t *indptr, int64_t *indices,
                                void *values, vl_error *err) {
-  select_job j = {a, map, scale, indptr, indices, values};
+  select_job j = {.a = a, .map = map, .scale = scale, .indptr = indptr, .indices = indices,
+                  .values = values};
+  atomic_init(&j.bad, 0);
   if (!indices) {
     vl_parallel_for(ctx, a->nrows, 1024, select_count, &j);
+    if (atomic_load(&j.bad))
+      return vl_fail(err, VL_ERR_INDEX, "select columns: a column index is outside [0, %lld) "
+                     "(0-based)", (long long)a->ncols);
     indptr[0] = 0;
     for (int64_t i = 0; i < a->nrows; i++) indptr[i + 1] += indptr[i];
     return VL_OK;

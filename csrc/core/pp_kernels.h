@@ -1,6 +1,7 @@
 /* Sparse kernels of the preprocessing steps (velua.pp): per-row scaling, scVelo's shared
- * counts, column selection, and the moments operator. CSR inputs passed vl_csr_validate;
- * indices are 0-based. Outputs are caller-provided arrays. */
+ * counts, column selection, and the moments operator. CSR inputs passed vl_csr_validate,
+ * except where a kernel says what it needs; indices are 0-based. Outputs are
+ * caller-provided arrays. */
 #ifndef VELUA_PP_KERNELS_H
 #define VELUA_PP_KERNELS_H
 
@@ -9,12 +10,14 @@
 #include "parallel.h"
 #include "sparse_csr.h"
 
-/* out[p] = values[p] * scale[row of p], in the values' dtype (scale has that dtype too). */
+/* out[p] = values[p] * scale[row of p], in the values' dtype (scale has that dtype too).
+ * Reads no column index: a valid indptr suffices. */
 vl_status vl_pp_scale_rows(vl_ctx *ctx, const vl_csr *a, const void *scale, void *out,
                            vl_error *err);
 
 /* Row sums of a as scipy computes them for CSR (np.add.reduceat: the first stored value plus
- * NumPy's pairwise sum of the others), in the values' dtype; out has that dtype. */
+ * NumPy's pairwise sum of the others), in the values' dtype; out has that dtype. Reads no
+ * column index: a valid indptr suffices. */
 vl_status vl_pp_row_sums(vl_ctx *ctx, const vl_csr *a, void *out, vl_error *err);
 
 /* Per-column sums of x and x*x over the rows in order (f32 accumulators for f32 values, as
@@ -46,8 +49,9 @@ vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_e
 /* Keeps the columns with map[col] >= 0, renumbered to map[col]; with scale (one factor per row
  * in the values' dtype, or NULL) each kept value is multiplied by its row's factor, as
  * vl_pp_scale_rows would. With indices and values NULL fills only indptr (nrows + 1;
- * indptr[nrows] is the nnz); call again with arrays that size and the indptr of the first
- * call. */
+ * indptr[nrows] is the nnz) and checks every column index (VL_ERR_INDEX when one is out of
+ * range), so a valid indptr suffices; call again with arrays that size and the indptr of the
+ * first call. */
 vl_status vl_pp_select_columns(vl_ctx *ctx, const vl_csr *a, const int64_t *map,
                                const void *scale, int64_t *indptr, int64_t *indices,
                                void *values, vl_error *err);

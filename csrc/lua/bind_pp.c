@@ -41,6 +41,33 @@ static int64_t check_size(lua_State *L, const char *fname, int arg, const char *
   return (int64_t)v;
 }
 
+/* The CSR matrix at arg .. arg + 4 with a valid indptr (non-decreasing from 0 to nnz), for
+ * kernels that read no column index or check each one they read. */
+static void check_csr_indptr(lua_State *L, const char *fname, int arg, vl_csr *a) {
+  int64_t nrows = check_size(L, fname, arg + 3, "nrows");
+  int64_t ncols = check_size(L, fname, arg + 4, "ncols");
+  vlua_tensor *ip = check_vec(L, fname, arg, "indptr", false);
+  vlua_tensor *ix = check_vec(L, fname, arg + 1, "indices", false);
+  vlua_tensor *v = check_vec(L, fname, arg + 2, "values", true);
+  if (ip->t.shape[0] != nrows + 1)
+    luaL_error(L, "%s: indptr has %I entries, expected nrows + 1 = %I", fname,
+               (lua_Integer)ip->t.shape[0], (lua_Integer)(nrows + 1));
+  if (ix->t.shape[0] != v->t.shape[0])
+    luaL_error(L, "%s: indices has %I entries but values has %I", fname,
+               (lua_Integer)ix->t.shape[0], (lua_Integer)v->t.shape[0]);
+  *a = (vl_csr){nrows, ncols, v->t.shape[0], (const int64_t *)ip->t.data,
+                (const int64_t *)ix->t.data, v->t.data, v->t.dtype};
+  const int64_t *p = a->indptr;
+  if (p[0] != 0) luaL_error(L, "%s: indptr[1] = %I, expected 0", fname, (lua_Integer)p[0]);
+  for (int64_t i = 0; i < nrows; i++)
+    if (p[i + 1] < p[i])
+      luaL_error(L, "%s: indptr decreases at position %I (%I after %I)", fname,
+                 (lua_Integer)(i + 2), (lua_Integer)p[i + 1], (lua_Integer)p[i]);
+  if (p[nrows] != a->nnz)
+    luaL_error(L, "%s: the last indptr entry is %I, expected the number of stored entries %I",
+               fname, (lua_Integer)p[nrows], (lua_Integer)a->nnz);
+}
+
 /* The CSR matrix at arg .. arg + 4, validated. */
 static void check_csr(lua_State *L, const char *fname, int arg, vl_csr *a) {
   int64_t nrows = check_size(L, fname, arg + 3, "nrows");
@@ -290,7 +317,7 @@ static int l_csr_scale_rows(lua_State *L) {
   const char *fname = "csr_scale_rows";
   vl_csr a;
   lua_settop(L, 6);
-  check_csr(L, fname, 1, &a);
+  check_csr_indptr(L, fname, 1, &a); /* no column index is read */
   vlua_tensor *s = check_vec(L, fname, 6, "scale", true);
   if (s->t.shape[0] != a.nrows || s->t.dtype != a.dtype)
     luaL_error(L, "%s: scale must have nrows entries of the values' dtype", fname);
@@ -305,7 +332,7 @@ static int l_csr_scale_rows(lua_State *L) {
 static int l_csr_row_sums(lua_State *L) {
   vl_csr a;
   lua_settop(L, 5);
-  check_csr(L, "csr_row_sums", 1, &a);
+  check_csr_indptr(L, "csr_row_sums", 1, &a); /* no column index is read */
   vlua_tensor *out = vlua_new(L, a.dtype, 1, &a.nrows);
   vl_error err;
   vlua_check_status(L, "csr_row_sums", vl_pp_row_sums(vlua_ctx(L), &a, out->t.data, &err), &err);
@@ -430,7 +457,7 @@ static int l_csr_select_columns(lua_State *L) {
   const char *fname = "csr_select_columns";
   vl_csr a;
   lua_settop(L, 7);
-  check_csr(L, fname, 1, &a);
+  check_csr_indptr(L, fname, 1, &a); /* the kernel's first pass checks every column index */
   vlua_tensor *keep = check_vec(L, fname, 6, "columns", false);
   const void *scale = NULL;
   if (!lua_isnil(L, 7)) {
