@@ -351,6 +351,15 @@ describe("pp on plain tables and small inputs", function()
     ok, err = pcall(core.csr_select_columns, i64 { 0, 2, 3 }, i64 { 0, -1, 1 }, v, 2, 3, i64 { 1, 2 })
     assert.is_false(ok)
     assert.matches("outside", err)
+    for _, f in ipairs { "csr_col_stats", "csr_count_corr_stats" } do
+      ok, err = pcall(core[f], i64 { 0, 2, 3 }, i64 { 0, 3, 1 }, v, 2, 3)
+      assert.is_false(ok, f)
+      assert.matches("outside %[0, 3%)", err)
+    end
+    ok, err = pcall(core.shared_counts, i64 { 0, 2, 3 }, i64 { 0, 1, 1 }, v, 2, 3,
+      i64 { 0, 2, 3 }, i64 { 0, 1, 5 }, v, 2, 3)
+    assert.is_false(ok)
+    assert.matches("unspliced%).*outside %[0, 3%)", err)
     -- indptr decreasing, or not ending at the number of entries
     ok, err = pcall(core.csr_row_sums, i64 { 0, 3, 2 }, i64 { 0, 1, 1 }, v, 2, 3)
     assert.is_false(ok)

@@ -11,6 +11,12 @@ static inline double val_at(const vl_csr *a, int64_t p) {
                             : ((const double *)a->values)[p];
 }
 
+/* The error for a column index outside [0, ncols) met at stored entry p. */
+static vl_status bad_index(vl_error *err, const char *what, int64_t p, int64_t j, int64_t ncols) {
+  return vl_fail(err, VL_ERR_INDEX, "%s: column index %lld of entry %lld is outside [0, %lld) "
+                 "(0-based)", what, (long long)j, (long long)p, (long long)ncols);
+}
+
 typedef struct {
   const vl_csr *a;
   const void *scale;
@@ -105,6 +111,11 @@ vl_status vl_pp_col_stats(const vl_csr *a, const double *y, double *sum, double 
     const float *v = a->values;
     for (int64_t p = 0; p < a->nnz; p++) {
       int64_t j = a->indices[p];
+      if ((uint64_t)j >= (uint64_t)g) {
+        free(s);
+        free(q);
+        return bad_index(err, "column statistics", p, j, g);
+      }
       s[j] += v[p];
       q[j] += v[p] * v[p];
     }
@@ -120,6 +131,7 @@ vl_status vl_pp_col_stats(const vl_csr *a, const double *y, double *sum, double 
     const double *v = a->values;
     for (int64_t p = 0; p < a->nnz; p++) {
       int64_t j = a->indices[p];
+      if ((uint64_t)j >= (uint64_t)g) return bad_index(err, "column statistics", p, j, g);
       sum[j] += v[p];
       sumsq[j] += v[p] * v[p];
     }
@@ -146,6 +158,7 @@ vl_status vl_pp_count_corr_stats(const vl_csr *a, double *y, double *sum, double
     y[i] = yi;
     for (int64_t p = a->indptr[i]; p < a->indptr[i + 1]; p++) {
       const int64_t j = a->indices[p];
+      if ((uint64_t)j >= (uint64_t)g) return bad_index(err, "correlation sums", p, j, g);
       const double v = val_at(a, p);
       sum[j] += v;
       sumsq[j] += v * v;
@@ -208,6 +221,11 @@ vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_e
   for (int64_t i = 0; i < s->nrows; i++) {
     for (int64_t p = u->indptr[i]; p < u->indptr[i + 1]; p++) {
       int64_t j = u->indices[p];
+      if ((uint64_t)j >= (uint64_t)g) {
+        free(urow);
+        free(mark);
+        return bad_index(err, "shared counts (unspliced)", p, j, g);
+      }
       if (mark[j] != i) {
         mark[j] = i;
         urow[j] = 0;
@@ -216,6 +234,11 @@ vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_e
     }
     for (int64_t p = s->indptr[i]; p < s->indptr[i + 1]; p++) {
       int64_t j = s->indices[p];
+      if ((uint64_t)j >= (uint64_t)g) {
+        free(urow);
+        free(mark);
+        return bad_index(err, "shared counts (spliced)", p, j, g);
+      }
       double sv = val_at(s, p);
       if (sv > 0 && mark[j] == i && urow[j] > 0) out[j] += (float)sv + (float)urow[j];
     }

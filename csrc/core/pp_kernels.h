@@ -22,14 +22,16 @@ vl_status vl_pp_row_sums(vl_ctx *ctx, const vl_csr *a, void *out, vl_error *err)
 
 /* Per-column sums of x and x*x over the rows in order (f32 accumulators for f32 values, as
  * scipy's column sums; f64 otherwise), and, when y is given (one double per row), of x*y in
- * f64. Outputs have ncols doubles each; sumxy may be NULL. */
+ * f64. Outputs have ncols doubles each; sumxy may be NULL. Checks every column index
+ * (VL_ERR_INDEX): a valid indptr suffices. */
 vl_status vl_pp_col_stats(const vl_csr *a, const double *y, double *sum, double *sumsq,
                           double *sumxy, vl_error *err);
 
 /* The sums behind scVelo's csr_vcorrcoef of every column with the number of positive entries
  * per row, in one pass and f64 throughout: y[i] = positive entries of row i, and per column
  * sums of x, x*x (over the rows in order) and x*y. Equal to vl_pp_col_stats on the values
- * converted to f64 with that y. Outputs: y nrows doubles, the others ncols doubles. */
+ * converted to f64 with that y. Outputs: y nrows doubles, the others ncols doubles. Checks
+ * every column index (VL_ERR_INDEX): a valid indptr suffices. */
 vl_status vl_pp_count_corr_stats(const vl_csr *a, double *y, double *sum, double *sumsq,
                                  double *sumxy, vl_error *err);
 
@@ -43,7 +45,8 @@ void vl_pp_seurat_norm(int64_t n, const double *disp, const int64_t *bin, int64_
                        double *out);
 
 /* scVelo's shared counts: per column, the sum over rows where s > 0 and u > 0 of (s + u),
- * accumulated in f32 in row order (as scipy sums the f32 matrix). s and u have one shape. */
+ * accumulated in f32 in row order (as scipy sums the f32 matrix). s and u have one shape.
+ * Checks every column index (VL_ERR_INDEX): valid indptrs suffice. */
 vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_error *err);
 
 /* Keeps the columns with map[col] >= 0, renumbered to map[col]; with scale (one factor per row

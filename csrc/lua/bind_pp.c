@@ -345,7 +345,7 @@ static int l_csr_col_stats(lua_State *L) {
   const char *fname = "csr_col_stats";
   vl_csr a;
   lua_settop(L, 6);
-  check_csr(L, fname, 1, &a);
+  check_csr_indptr(L, fname, 1, &a); /* the kernel checks each column index */
   const double *y = NULL;
   if (!lua_isnil(L, 6)) {
     vlua_tensor *yt = check_vec(L, fname, 6, "y", true);
@@ -368,7 +368,7 @@ static int l_csr_count_corr_stats(lua_State *L) {
   const char *fname = "csr_count_corr_stats";
   vl_csr a;
   lua_settop(L, 5);
-  check_csr(L, fname, 1, &a);
+  check_csr_indptr(L, fname, 1, &a); /* the kernel checks each column index */
   vlua_tensor *y = vlua_new(L, VL_F64, 1, &a.nrows);
   vlua_tensor *s = vlua_new(L, VL_F64, 1, &a.ncols);
   vlua_tensor *q = vlua_new(L, VL_F64, 1, &a.ncols);
@@ -403,8 +403,8 @@ static int l_shared_counts(lua_State *L) {
   const char *fname = "shared_counts";
   vl_csr s, u;
   lua_settop(L, 10);
-  check_csr(L, fname, 1, &s);
-  check_csr(L, fname, 6, &u);
+  check_csr_indptr(L, fname, 1, &s); /* the kernel checks each column index */
+  check_csr_indptr(L, fname, 6, &u);
   vlua_tensor *out = vlua_new(L, VL_F32, 1, &s.ncols);
   vl_error err;
   vlua_check_status(L, fname, vl_pp_shared_counts(&s, &u, (float *)out->t.data, &err), &err);
