@@ -51,6 +51,11 @@ local function knn_agreement(a, b)
   return frac
 end
 
+local function util_layer(ad, name)
+  if name == "X" then return ad.X end
+  return ad.layers[name]
+end
+
 local function pearson(x, y)
   local xc, yc = x - x:mean(), y - y:mean()
   return (xc * yc):sum():item() / math.sqrt((xc * xc):sum():item() * (yc * yc):sum():item())
@@ -277,6 +282,98 @@ describe("pp on plain tables and small inputs", function()
       local cols = few:row(i)
       assert.is_true(cols:numel() <= 6) -- five neighbours and the cell itself (at most)
     end
+  end)
+
+  it("filter_and_normalize gives what its steps give one after the other", function()
+    -- filter_and_normalize cuts the layers once at the end, already scaled; the steps run
+    -- separately cut and scale them in turn. Both must agree bit for bit, also for a layer
+    -- that is not normalised (ambiguous), dense layers and an AnnData object.
+    local function with_extra(t, seed)
+      local gen = T.generator(seed)
+      t.layers.ambiguous = T.sparse_from_dense(T.randint(0, 3, { t.n_obs, t.n_vars }, { gen = gen }):to("f32"))
+      return t
+    end
+    local function dense_layers(t)
+      t.X = t.X:to_dense()
+      t.layers.spliced = t.layers.spliced:to_dense()
+      t.layers.unspliced = t.layers.unspliced:to_dense():to("i64")
+      return t
+    end
+    local AnnData = require("velua.anndata").new
+    local cases = {
+      { function() return with_extra(toy(120, 80, 11), 1) end, { min_shared_counts = 30, n_top_genes = 40 } },
+      { function() return dense_layers(toy(120, 80, 12)) end, { min_shared_counts = 30, n_top_genes = 40 } },
+      { function() return with_extra(toy(120, 80, 13), 2) end, { min_shared_counts = 30, n_top_genes = false } },
+      { function() return toy(120, 80, 14) end, { min_shared_counts = false, n_top_genes = 30, flavor = "cell_ranger" } },
+      { function()
+          local t = with_extra(toy(120, 80, 15), 3)
+          return AnnData { X = t.X, layers = t.layers, var_names = t.var_names, obs_names = t.obs_names }
+        end, { min_shared_counts = 30, n_top_genes = 40 } },
+    }
+    for c, case in ipairs(cases) do
+      local opts = case[2]
+      local a = pp.filter_and_normalize(case[1](), opts)
+      local b = case[1]()
+      b = pp.filter_genes(b, { min_shared_counts = opts.min_shared_counts or nil })
+      pp.normalize_per_cell(b)
+      if opts.n_top_genes then
+        b = pp.filter_genes_dispersion(b, { n_top_genes = opts.n_top_genes, flavor = opts.flavor })
+      end
+      pp.log1p(b)
+      assert.are.equal(b.n_vars, a.n_vars, "case " .. c)
+      assert.are.same(b.var_names, a.var_names, "case " .. c)
+      for _, name in ipairs { "X", "spliced", "unspliced", "ambiguous" } do
+        local x, y = util_layer(a, name), util_layer(b, name)
+        assert.are.equal(y == nil, x == nil, "case " .. c .. " " .. name)
+        if y ~= nil then
+          assert.are.equal(T.is_sparse(y), T.is_sparse(x), "case " .. c .. " " .. name)
+          assert.are.equal(y:dtype(), x:dtype(), "case " .. c .. " " .. name)
+          assert.is_true(abs_err(x, y) == 0, "case " .. c .. " " .. name)
+        end
+      end
+      for _, col in ipairs { "n_counts", "initial_size", "initial_size_spliced" } do
+        assert.is_true(abs_err(a.obs[col], b.obs[col]) == 0, "case " .. c .. " " .. col)
+      end
+      if opts.n_top_genes then
+        assert.is_true(abs_err(a.var.dispersions_norm, b.var.dispersions_norm) == 0, "case " .. c)
+      end
+    end
+  end)
+
+  it("sparse kernels reject malformed CSR parts with an error, not a crash", function()
+    local core = require "velua.core"
+    local i64 = function(t) return T.tensor(t, { dtype = "i64" }) end
+    local v = T.tensor({ 1, 2, 3 }, { dtype = "f32" })
+    -- a column index out of range (checked by the selection's first pass)
+    local ok, err = pcall(core.csr_select_columns, i64 { 0, 2, 3 }, i64 { 0, 7, 1 }, v, 2, 3, i64 { 1, 2 })
+    assert.is_false(ok)
+    assert.matches("outside %[0, 3%)", err)
+    ok, err = pcall(core.csr_select_columns, i64 { 0, 2, 3 }, i64 { 0, -1, 1 }, v, 2, 3, i64 { 1, 2 })
+    assert.is_false(ok)
+    assert.matches("outside", err)
+    for _, f in ipairs { "csr_col_stats", "csr_count_corr_stats" } do
+      ok, err = pcall(core[f], i64 { 0, 2, 3 }, i64 { 0, 3, 1 }, v, 2, 3)
+      assert.is_false(ok, f)
+      assert.matches("outside %[0, 3%)", err)
+    end
+    ok, err = pcall(core.shared_counts, i64 { 0, 2, 3 }, i64 { 0, 1, 1 }, v, 2, 3,
+      i64 { 0, 2, 3 }, i64 { 0, 1, 5 }, v, 2, 3)
+    assert.is_false(ok)
+    assert.matches("unspliced%).*outside %[0, 3%)", err)
+    -- indptr decreasing, or not ending at the number of entries
+    ok, err = pcall(core.csr_row_sums, i64 { 0, 3, 2 }, i64 { 0, 1, 1 }, v, 2, 3)
+    assert.is_false(ok)
+    assert.matches("indptr decreases", err)
+    ok, err = pcall(core.csr_scale_rows, i64 { 0, 1, 2 }, i64 { 0, 1, 1 }, v, 2, 3, T.ones(2))
+    assert.is_false(ok)
+    assert.matches("number of stored entries 3", err)
+    -- and a well-formed call still works: rows {1, 2} and {3}, columns 2 and 3 kept, the
+    -- kept values scaled by their row's factor
+    local ip, ix, vals = core.csr_select_columns(i64 { 0, 2, 3 }, i64 { 0, 1, 1 }, v, 2, 3, i64 { 2, 3 },
+      T.tensor({ 10, 100 }, { dtype = "f32" }))
+    assert.are.same({ 0, 1, 2 }, ip:totable())
+    assert.are.same({ 0, 0 }, ix:totable())
+    assert.are.same({ 20, 300 }, vals:totable())
   end)
 
   it("rejects unknown options and bad arguments with clear messages", function()

@@ -250,14 +250,105 @@ typedef struct {
   atomic_int failed;
 } exact_job;
 
+static inline bool before(float a, int32_t ia, float b, int32_t ib) {
+  return a < b || (a == b && ia < ib);
+}
+
+/* Reorders (w, id)[0..n) so that its first K entries are the K smallest by (w, id)
+ * (quickselect, Hoare partition around a median of three). */
+static void select_smallest(float *w, int32_t *id, int64_t n, int64_t K) {
+  int64_t lo = 0, hi = n - 1;
+  const int64_t t = K - 1;
+  while (hi > lo) {
+    int64_t mid = lo + (hi - lo) / 2;
+#define SWAP(a, b)                                                                            \
+  do {                                                                                        \
+    float tw = w[a];                                                                          \
+    int32_t ti = id[a];                                                                       \
+    w[a] = w[b];                                                                              \
+    id[a] = id[b];                                                                            \
+    w[b] = tw;                                                                                \
+    id[b] = ti;                                                                               \
+  } while (0)
+    if (before(w[mid], id[mid], w[lo], id[lo])) SWAP(mid, lo);
+    if (before(w[hi], id[hi], w[lo], id[lo])) SWAP(hi, lo);
+    if (before(w[hi], id[hi], w[mid], id[mid])) SWAP(hi, mid);
+    const float pw = w[mid];
+    const int32_t pi = id[mid];
+    int64_t i = lo, k = hi;
+    while (i <= k) {
+      while (before(w[i], id[i], pw, pi)) i++;
+      while (before(pw, pi, w[k], id[k])) k--;
+      if (i <= k) {
+        SWAP(i, k);
+        i++;
+        k--;
+      }
+    }
+#undef SWAP
+    if (t <= k) hi = k;
+    else if (t >= i) lo = i;
+    else break;
+  }
+}
+
+/* Fills a query's candidate heap from its first block of references at once: the K smallest
+ * screening distances (ties to the lower index) by selection, then heap order. Much cheaper
+ * than K inserts into a cold heap, which dominate for small data. */
+static void seed_row(float *kq, int32_t *iq, int64_t K, const float *s, const float *xn, float a,
+                     int64_t rn, float *w, int32_t *id) {
+  for (int64_t r = 0; r < rn; r++) w[r] = a + xn[r] - 2.0f * s[r];
+  int64_t m = rn;
+  if (rn > 4 * K) {
+    /* A threshold from an even sample of 64 (about 2 K of the rn values lie below it),
+     * the values up to it gathered without branches, and the selection among those only.
+     * Fewer than K gathered (an unlucky sample): the selection over all values. */
+    enum { NS = 64 };
+    float sw[NS];
+    int32_t sid[NS];
+    for (int64_t t = 0; t < NS; t++) {
+      sw[t] = w[t * rn / NS];
+      sid[t] = (int32_t)t;
+    }
+    int64_t pos = (2 * K * NS) / rn + 2;
+    if (pos > NS) pos = NS;
+    select_smallest(sw, sid, NS, pos);
+    float thr = sw[0];
+    for (int64_t t = 1; t < pos; t++)
+      if (sw[t] > thr) thr = sw[t];
+    int64_t c = 0;
+    for (int64_t r = 0; r < rn; r++) {
+      id[c] = (int32_t)r;
+      c += w[r] <= thr;
+    }
+    if (c >= K) {
+      for (int64_t t = 0; t < c; t++) w[t] = w[id[t]];
+      m = c;
+    }
+  }
+  if (m == rn)
+    for (int64_t r = 0; r < rn; r++) id[r] = (int32_t)r;
+  if (m > K) {
+    select_smallest(w, id, m, K);
+    m = K;
+  }
+  for (int64_t t = 0; t < K; t++) {
+    kq[t] = t < m ? w[t] : INFINITY;
+    iq[t] = t < m ? id[t] : -1;
+  }
+  for (int64_t p = K / 2 - 1; p >= 0; p--) heap_sift_down(kq, iq, NULL, K, p);
+}
+
 static void exact_block(int64_t lo, int64_t hi, int chunk, void *arg) {
   exact_job *j = arg;
   const int64_t n = j->n, d = j->d, K = j->K, qn = hi - lo;
-  float *S = malloc(sizeof(float) * (size_t)(QB * RB));
+  float *S = malloc(sizeof(float) * (size_t)(qn * RB + RB));
+  float *sw = S + qn * RB; /* one row of screening distances for seed_row */
+  int32_t *sid = malloc(sizeof(int32_t) * (size_t)RB);
   float *key = malloc(sizeof(float) * (size_t)(qn * K));
   int32_t *idx = malloc(sizeof(int32_t) * (size_t)(qn * K));
   cand *sc = malloc(sizeof(cand) * (size_t)K);
-  if (!S || !key || !idx || !sc) {
+  if (!S || !sid || !key || !idx || !sc) {
     atomic_store(&j->failed, 1);
     goto done;
   }
@@ -274,8 +365,10 @@ static void exact_block(int64_t lo, int64_t hi, int chunk, void *arg) {
     else
       memset(S, 0, sizeof(float) * (size_t)(qn * rn));
     const float *xn = j->xn + r0;
-    for (int64_t q = 0; q < qn; q++)
-      screen_row(key + q * K, idx + q * K, K, S + q * rn, xn, j->qn[lo + q], rn, r0);
+    for (int64_t q = 0; q < qn; q++) {
+      if (r0 == 0) seed_row(key + q * K, idx + q * K, K, S + q * rn, xn, j->qn[lo + q], rn, sw, sid);
+      else screen_row(key + q * K, idx + q * K, K, S + q * rn, xn, j->qn[lo + q], rn, r0);
+    }
   }
   for (int64_t q = 0; q < qn; q++) {
     int32_t *iq = idx + q * K;
@@ -290,6 +383,7 @@ static void exact_block(int64_t lo, int64_t hi, int chunk, void *arg) {
   }
 done:
   free(S);
+  free(sid);
   free(key);
   free(idx);
   free(sc);
@@ -365,7 +459,11 @@ vl_status vl_knn_exact(vl_ctx *ctx, const vl_tensor *ref, const vl_tensor *query
   j.qn = query ? qnorm : xn;
   atomic_init(&j.failed, 0);
   int saved = blas_single_begin();
-  vl_parallel_blocks(ctx, m, QB, exact_block, &j);
+  /* query blocks of QB, smaller for small data so that both threads get work (the blocks
+   * change only how the queries are grouped, never a result) */
+  int64_t qb = (m + 7) / 8;
+  qb = qb < 32 ? 32 : qb > QB ? QB : qb;
+  vl_parallel_blocks(ctx, m, qb, exact_block, &j);
   blas_single_end(saved);
   if (atomic_load(&j.failed)) goto fail;
   st = VL_OK;
@@ -885,9 +983,17 @@ typedef struct {
   double v;
 } kv;
 
-static int kv_cmp(const void *a, const void *b) {
-  int64_t x = ((const kv *)a)->col, y = ((const kv *)b)->col;
-  return (x > y) - (x < y);
+/* By column, stable (insertion sort: a row holds k entries). */
+static void kv_sort(kv *r, int64_t n) {
+  for (int64_t i = 1; i < n; i++) {
+    kv x = r[i];
+    int64_t j = i;
+    while (j > 0 && r[j - 1].col > x.col) {
+      r[j] = r[j - 1];
+      j--;
+    }
+    r[j] = x;
+  }
 }
 
 vl_status vl_knn_graph_csr(int64_t n, int64_t ncols, int64_t k, const int64_t *idx,
@@ -911,13 +1017,14 @@ vl_status vl_knn_graph_csr(int64_t n, int64_t ncols, int64_t k, const int64_t *i
       }
       row[c++] = (kv){j, v};
     }
-    qsort(row, (size_t)c, sizeof(kv), kv_cmp);
-    if (indices)
+    if (indices) {
+      kv_sort(row, c);
       for (int64_t t = 0; t < c; t++) {
         indices[nnz + t] = row[t].col;
         if (dt == VL_F32) ((float *)values)[nnz + t] = (float)row[t].v;
         else ((double *)values)[nnz + t] = row[t].v;
       }
+    }
     nnz += c;
     indptr[i + 1] = nnz;
   }

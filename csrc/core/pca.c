@@ -1,6 +1,8 @@
 /* Exact mean-centred PCA through the Gram matrix (see pca.h). */
 #include "pca.h"
 
+#include "memory.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -12,6 +14,15 @@ extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const
                     const int *iu, const double *abstol, int *m, double *w, double *z,
                     const int *ldz, int *isuppz, double *work, const int *lwork, int *iwork,
                     const int *liwork, int *info, size_t, size_t, size_t);
+
+extern void ssyevr_(const char *jobz, const char *range, const char *uplo, const int *n,
+                    float *a, const int *lda, const float *vl, const float *vu, const int *il,
+                    const int *iu, const float *abstol, int *m, float *w, float *z,
+                    const int *ldz, int *isuppz, float *work, const int *lwork, int *iwork,
+                    const int *liwork, int *info, size_t, size_t, size_t);
+extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
+                   double *w, double *work, const int *lwork, int *info, size_t, size_t);
+extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t);
 
 typedef struct {
   const vl_csr *sp;
@@ -95,6 +106,210 @@ static void column_stats(const matrix *x, double *mean, double *total_var) {
 
 enum { BLOCK_BYTES = 32 << 20 };
 
+/* A scratch buffer; large ones are 2 MB aligned and backed by huge pages where the system
+ * allows it: first-touch page faults on a fresh 10 MB buffer cost more than the arithmetic
+ * done in it on some virtual machines. Freed with free(). */
+static void *scratch(size_t nbytes, bool zero) {
+  const size_t huge = (size_t)2 << 20;
+  void *p = NULL;
+  if (nbytes >= huge) {
+    size_t rounded = (nbytes + huge - 1) / huge * huge;
+    p = aligned_alloc(huge, rounded);
+    if (p) vl_advise_huge_pages(p, rounded);
+  } else {
+    p = malloc(nbytes > 0 ? nbytes : 1);
+  }
+  if (p && zero) memset(p, 0, nbytes);
+  return p;
+}
+
+/* ---------- top eigenpairs of the Gram matrix ---------- */
+
+/* BLAS and LAPACK single-threaded for a while (see the callers). */
+static int blas_single_begin(void) {
+  int saved = openblas_get_num_threads();
+  if (saved != 1) openblas_set_num_threads(1);
+  return saved;
+}
+static void blas_single_end(int saved) {
+  if (saved != 1) openblas_set_num_threads(saved);
+}
+
+/* The k largest eigenpairs of the symmetric m x m matrix G (lower triangle, column-major; G
+ * is overwritten) by LAPACK dsyevr: w[0..k) ascending, z column j (m x k, column-major) the
+ * eigenvector of w[j]. Single-threaded: the tridiagonal reduction is a long series of small
+ * matrix-vector products, between which OpenBLAS's threads spin and yield (several times
+ * slower than one thread on 2 shared cores). */
+static vl_status exact_top(double *G, int64_t m, int64_t k, double *w, double *z,
+                           vl_error *err) {
+  int N = (int)m, il = (int)(m - k + 1), iu = (int)m, found = 0, info = 0, lwork = -1,
+      liwork = -1, iwq = 0;
+  double vl = 0, vu = 0, abstol = 0, wq = 0;
+  double *A = G, *work = NULL, *wall = malloc(sizeof(double) * (size_t)m);
+  int *iwork = NULL, *isuppz = malloc(sizeof(int) * (size_t)(2 * k));
+  vl_status st = VL_OK;
+  if (!isuppz || !wall) goto nomem;
+  dsyevr_("V", "I", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &found, wall, z, &N, isuppz,
+          &wq, &lwork, &iwq, &liwork, &info, 1, 1, 1);
+  if (info != 0) {
+    st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevr workspace query failed (info %d)", info);
+    goto out;
+  }
+  lwork = (int)wq;
+  liwork = iwq;
+  work = malloc(sizeof(double) * (size_t)lwork);
+  iwork = malloc(sizeof(int) * (size_t)liwork);
+  if (!work || !iwork) goto nomem;
+  int saved = blas_single_begin();
+  dsyevr_("V", "I", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &found, wall, z, &N, isuppz,
+          work, &lwork, iwork, &liwork, &info, 1, 1, 1);
+  blas_single_end(saved);
+  if (info != 0 || found != (int)k) {
+    st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevr failed (info %d, %d of %lld "
+                 "eigenpairs)", info, found, (long long)k);
+    goto out;
+  }
+  memcpy(w, wall, sizeof(double) * (size_t)k);
+  goto out;
+nomem:
+  st = vl_fail(err, VL_ERR_NOMEM, "pca: out of memory (eigenproblem of order %lld)",
+               (long long)m);
+out:
+  free(work);
+  free(iwork);
+  free(isuppz);
+  free(wall);
+  return st;
+}
+
+/* The same by a single-precision start and a double-precision finish, about twice as fast:
+ * LAPACK ssyevr on an f32 copy of G gives the top b = k + max(k, 16) eigenvectors; their span
+ * is refined in double by subspace iteration on G itself (Rayleigh-Ritz: orthonormal basis V,
+ * W = G V, eigenpairs of V^T W). Every one of the k pairs is then checked in double against G:
+ * residual r = |G u - t u| over its distance d to the nearest other Ritz value; the
+ * eigenvector's angle to the exact one is at most about r / d and the eigenvalue's error about
+ * r^2 / d. Accepted when r <= ACCEPT * d for all k pairs (at most REFINE iterations).
+ * Returns 1 when accepted (w, z as exact_top's), 0 when the caller must use exact_top. */
+enum { REFINE = 4 };
+static const double ACCEPT = 1e-3;
+
+static int fast_top_body(const double *G, int64_t m, int64_t k, double *w, double *z);
+
+/* Single-threaded BLAS and LAPACK throughout: the products here are small (order x b), and
+ * OpenBLAS's threads cost more in hand-offs than they save (see exact_top). */
+static int fast_top(const double *G, int64_t m, int64_t k, double *w, double *z) {
+  int saved = blas_single_begin();
+  int ok = fast_top_body(G, m, k, w, z);
+  blas_single_end(saved);
+  return ok;
+}
+
+static int fast_top_body(const double *G, int64_t m, int64_t k, double *w, double *z) {
+  const int64_t b = k + (k > 16 ? k : 16);
+  int ok = 0;
+  float *Gf = malloc(sizeof(float) * (size_t)(m * m));
+  float *Zf = malloc(sizeof(float) * (size_t)(m * b));
+  float *wf = malloc(sizeof(float) * (size_t)m);
+  int *isuppz = malloc(sizeof(int) * (size_t)(2 * b));
+  double *V = malloc(sizeof(double) * (size_t)(m * b));
+  double *W = malloc(sizeof(double) * (size_t)(m * b));
+  double *U = malloc(sizeof(double) * (size_t)(m * b));
+  double *H = malloc(sizeof(double) * (size_t)(b * b));
+  double *th = malloc(sizeof(double) * (size_t)b);
+  float *work = NULL;
+  double *dwork = NULL;
+  int *iwork = NULL;
+  if (!Gf || !Zf || !wf || !isuppz || !V || !W || !U || !H || !th) goto out;
+  for (int64_t t = 0; t < m * m; t++) Gf[t] = (float)G[t];
+  {
+    int N = (int)m, il = (int)(m - b + 1), iu = (int)m, found = 0, info = 0, lwork = -1,
+        liwork = -1, iwq = 0;
+    float vl = 0, vu = 0, abstol = 0, wq = 0;
+    ssyevr_("V", "I", "L", &N, Gf, &N, &vl, &vu, &il, &iu, &abstol, &found, wf, Zf, &N, isuppz,
+            &wq, &lwork, &iwq, &liwork, &info, 1, 1, 1);
+    if (info != 0) goto out;
+    lwork = (int)wq;
+    liwork = iwq;
+    work = malloc(sizeof(float) * (size_t)lwork);
+    iwork = malloc(sizeof(int) * (size_t)liwork);
+    if (!work || !iwork) goto out;
+    ssyevr_("V", "I", "L", &N, Gf, &N, &vl, &vu, &il, &iu, &abstol, &found, wf, Zf, &N, isuppz,
+            work, &lwork, iwork, &liwork, &info, 1, 1, 1);
+    if (info != 0 || found != (int)b) goto out;
+  }
+  for (int64_t t = 0; t < m * b; t++) V[t] = Zf[t];
+  {
+    int B = (int)b, lwork = -1, info = 0;
+    double wq = 0;
+    dsyev_("V", "L", &B, H, &B, th, &wq, &lwork, &info, 1, 1);
+    if (info != 0) goto out;
+    lwork = (int)wq;
+    dwork = malloc(sizeof(double) * (size_t)lwork);
+    if (!dwork) goto out;
+    for (int it = 0; it < REFINE && !ok; it++) {
+      /* V orthonormal (Cholesky QR: V R^-1 with R^T R = V^T V) */
+      cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, B, (int)m, 1.0, V, (int)m, 0.0, H, B);
+      dpotrf_("L", &B, H, &B, &info, 1);
+      if (info != 0) goto out;
+      cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)m, B,
+                  1.0, H, B, V, (int)m);
+      /* Rayleigh-Ritz: H = V^T G V, H = Y diag(th) Y^T, U = V Y, W = G U */
+      cblas_dsymm(CblasColMajor, CblasLeft, CblasLower, (int)m, B, 1.0, G, (int)m, V, (int)m,
+                  0.0, W, (int)m);
+      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, B, B, (int)m, 1.0, V, (int)m, W,
+                  (int)m, 0.0, H, B);
+      for (int64_t i = 0; i < b; i++)
+        for (int64_t j = 0; j < i; j++) H[j * b + i] = H[i * b + j] = 0.5 * (H[j * b + i] + H[i * b + j]);
+      dsyev_("V", "L", &B, H, &B, th, dwork, &lwork, &info, 1, 1);
+      if (info != 0) goto out;
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, B, B, 1.0, V, (int)m, H, B,
+                  0.0, U, (int)m);
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, B, B, 1.0, W, (int)m, H, B,
+                  0.0, V, (int)m); /* V = G U: the next iterate if this one fails */
+      ok = 1;
+      for (int64_t j = b - k; j < b; j++) {
+        double r = 0, d = INFINITY;
+        const double *u = U + j * m, *gu = V + j * m;
+        for (int64_t i = 0; i < m; i++) {
+          double e = gu[i] - th[j] * u[i];
+          r += e * e;
+        }
+        r = sqrt(r);
+        for (int64_t l = 0; l < b; l++)
+          if (l != j && fabs(th[j] - th[l]) < d) d = fabs(th[j] - th[l]);
+        if (!(r <= ACCEPT * d)) ok = 0;
+      }
+    }
+  }
+  if (ok) {
+    memcpy(w, th + (b - k), sizeof(double) * (size_t)k);
+    memcpy(z, U + (b - k) * m, sizeof(double) * (size_t)(m * k));
+  }
+out:
+  free(Gf);
+  free(Zf);
+  free(wf);
+  free(isuppz);
+  free(V);
+  free(W);
+  free(U);
+  free(H);
+  free(th);
+  free(work);
+  free(dwork);
+  free(iwork);
+  return ok;
+}
+
+/* Top k eigenpairs: fast_top where it pays (order >= 256, k well below the order), else or
+ * when its check fails exact_top. */
+static vl_status top_eigenpairs(double *G, int64_t m, int64_t k, double *w, double *z,
+                                vl_error *err) {
+  const int64_t b = k + (k > 16 ? k : 16);
+  if (m >= 256 && 2 * b <= m && fast_top(G, m, k, w, z)) return VL_OK;
+  return exact_top(G, m, k, w, z, err);
+}
+
 vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t k,
                  vl_pca_out *out, vl_error *err) {
   matrix x = {sp, dense, 0, 0, out->mean};
@@ -120,9 +335,8 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
     return vl_fail(err, isnan(out->total_var) ? VL_ERR_NOMEM : VL_ERR_VALUE,
                    "pca: X contains non-finite values (or memory ran out)");
 
-  double *G = calloc((size_t)(m * m), sizeof(double));
-  double *B = NULL, *w = NULL, *z = NULL, *work = NULL, *tmp = NULL;
-  int *iwork = NULL, *isuppz = NULL;
+  double *G = scratch(sizeof(double) * (size_t)(m * m), true);
+  double *B = NULL, *w = NULL, *z = NULL, *tmp = NULL;
   vl_status st = VL_OK;
   if (!G) goto nomem;
   int64_t rh = 0; /* rows per block (columns path) */
@@ -131,7 +345,7 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
     int64_t cw = BLOCK_BYTES / 8 / (n > 0 ? n : 1);
     if (cw < 1) cw = 1;
     if (cw > g) cw = g;
-    B = malloc(sizeof(double) * (size_t)(n * cw));
+    B = scratch(sizeof(double) * (size_t)(n * cw), false);
     if (!B) goto nomem;
     for (int64_t c0 = 0; c0 < g; c0 += cw) {
       int64_t c1 = c0 + cw < g ? c0 + cw : g;
@@ -145,7 +359,7 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
     rh = (BLOCK_BYTES / 8) / 8 / g;
     if (rh < 1) rh = 1;
     if (rh > n) rh = n;
-    B = malloc(sizeof(double) * (size_t)(rh * g));
+    B = scratch(sizeof(double) * (size_t)(rh * g), false);
     if (!B) goto nomem;
     for (int64_t r0 = 0; r0 < n; r0 += rh) {
       int64_t r1 = r0 + rh < n ? r0 + rh : n;
@@ -163,33 +377,11 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
   }
 
   /* top k eigenpairs; the row-major upper triangle is LAPACK's (column-major) lower one */
-  {
-    int N = (int)m, il = (int)(m - k + 1), iu = (int)m, found = 0, info = 0, lwork = -1,
-        liwork = -1, iwq = 0;
-    double vl = 0, vu = 0, abstol = 0, wq = 0;
-    w = malloc(sizeof(double) * (size_t)m);
-    z = malloc(sizeof(double) * (size_t)(m * k));
-    isuppz = malloc(sizeof(int) * (size_t)(2 * k));
-    if (!w || !z || !isuppz) goto nomem;
-    dsyevr_("V", "I", "L", &N, G, &N, &vl, &vu, &il, &iu, &abstol, &found, w, z, &N, isuppz, &wq,
-            &lwork, &iwq, &liwork, &info, 1, 1, 1);
-    if (info != 0) {
-      st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevr workspace query failed (info %d)", info);
-      goto out;
-    }
-    lwork = (int)wq;
-    liwork = iwq;
-    work = malloc(sizeof(double) * (size_t)lwork);
-    iwork = malloc(sizeof(int) * (size_t)liwork);
-    if (!work || !iwork) goto nomem;
-    dsyevr_("V", "I", "L", &N, G, &N, &vl, &vu, &il, &iu, &abstol, &found, w, z, &N, isuppz, work,
-            &lwork, iwork, &liwork, &info, 1, 1, 1);
-    if (info != 0 || found != (int)k) {
-      st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevr failed (info %d, %d of %lld "
-                   "eigenpairs)", info, found, (long long)k);
-      goto out;
-    }
-  }
+  w = malloc(sizeof(double) * (size_t)m);
+  z = malloc(sizeof(double) * (size_t)(m * k));
+  if (!w || !z) goto nomem;
+  st = top_eigenpairs(G, m, k, w, z, err);
+  if (st) goto out;
   free(G);
   G = NULL;
 
@@ -273,9 +465,6 @@ out:
   free(B);
   free(w);
   free(z);
-  free(work);
-  free(iwork);
-  free(isuppz);
   free(tmp);
   return st;
 }

@@ -1,12 +1,20 @@
 /* Sparse preprocessing kernels (see pp_kernels.h). */
 #include "pp_kernels.h"
 
+#include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 static inline double val_at(const vl_csr *a, int64_t p) {
   return a->dtype == VL_F32 ? (double)((const float *)a->values)[p]
                             : ((const double *)a->values)[p];
+}
+
+/* The error for a column index outside [0, ncols) met at stored entry p. */
+static vl_status bad_index(vl_error *err, const char *what, int64_t p, int64_t j, int64_t ncols) {
+  return vl_fail(err, VL_ERR_INDEX, "%s: column index %lld of entry %lld is outside [0, %lld) "
+                 "(0-based)", what, (long long)j, (long long)p, (long long)ncols);
 }
 
 typedef struct {
@@ -103,6 +111,11 @@ vl_status vl_pp_col_stats(const vl_csr *a, const double *y, double *sum, double 
     const float *v = a->values;
     for (int64_t p = 0; p < a->nnz; p++) {
       int64_t j = a->indices[p];
+      if ((uint64_t)j >= (uint64_t)g) {
+        free(s);
+        free(q);
+        return bad_index(err, "column statistics", p, j, g);
+      }
       s[j] += v[p];
       q[j] += v[p] * v[p];
     }
@@ -118,6 +131,7 @@ vl_status vl_pp_col_stats(const vl_csr *a, const double *y, double *sum, double 
     const double *v = a->values;
     for (int64_t p = 0; p < a->nnz; p++) {
       int64_t j = a->indices[p];
+      if ((uint64_t)j >= (uint64_t)g) return bad_index(err, "column statistics", p, j, g);
       sum[j] += v[p];
       sumsq[j] += v[p] * v[p];
     }
@@ -129,6 +143,62 @@ vl_status vl_pp_col_stats(const vl_csr *a, const double *y, double *sum, double 
         sumxy[a->indices[p]] += val_at(a, p) * y[i];
   }
   return VL_OK;
+}
+
+vl_status vl_pp_count_corr_stats(const vl_csr *a, double *y, double *sum, double *sumsq,
+                                 double *sumxy, vl_error *err) {
+  const int64_t g = a->ncols;
+  memset(sum, 0, sizeof(double) * (size_t)g);
+  memset(sumsq, 0, sizeof(double) * (size_t)g);
+  memset(sumxy, 0, sizeof(double) * (size_t)g);
+  for (int64_t i = 0; i < a->nrows; i++) {
+    int64_t c = 0;
+    for (int64_t p = a->indptr[i]; p < a->indptr[i + 1]; p++) c += val_at(a, p) > 0;
+    const double yi = (double)c;
+    y[i] = yi;
+    for (int64_t p = a->indptr[i]; p < a->indptr[i + 1]; p++) {
+      const int64_t j = a->indices[p];
+      if ((uint64_t)j >= (uint64_t)g) return bad_index(err, "correlation sums", p, j, g);
+      const double v = val_at(a, p);
+      sum[j] += v;
+      sumsq[j] += v * v;
+      sumxy[j] += v * yi;
+    }
+  }
+  (void)err;
+  return VL_OK;
+}
+
+void vl_pp_seurat_norm(int64_t n, const double *disp, const int64_t *bin, int64_t nbins,
+                       double *out) {
+  /* every f32 step is a double operation on f32 values rounded once: NumPy's f32 result */
+  for (int64_t b = 1; b <= nbins; b++) {
+    float sum = 0, comp = 0;
+    int64_t cnt = 0;
+    double wm = 0, wv = 0;
+    for (int64_t i = 0; i < n; i++) {
+      const double d = disp[i];
+      if (bin[i] != b || d != d) continue;
+      cnt++;
+      const float y = (float)(d - (double)comp);
+      const float t = (float)((double)sum + (double)y);
+      comp = (float)((double)(float)((double)t - (double)sum) - (double)y);
+      sum = t;
+      const double old = wm;
+      wm = wm + (d - old) / (double)cnt;
+      wv = wv + (d - wm) * (d - old);
+    }
+    const double mu = cnt > 0 ? (double)(float)((double)sum / (double)cnt) : NAN;
+    const double sd = cnt > 1 ? sqrt(wv / (double)(cnt - 1)) : NAN;
+    for (int64_t i = 0; i < n; i++) {
+      if (bin[i] != b) continue;
+      double v = sd == sd ? (double)(float)(disp[i] - mu) / sd
+                          : (double)(float)(disp[i] - 0.0) / mu; /* one gene: mean 0, sd mu */
+      out[i] = v == v ? v : 0;
+    }
+  }
+  for (int64_t i = 0; i < n; i++)
+    if (bin[i] < 1 || bin[i] > nbins) out[i] = 0;
 }
 
 vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_error *err) {
@@ -151,6 +221,11 @@ vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_e
   for (int64_t i = 0; i < s->nrows; i++) {
     for (int64_t p = u->indptr[i]; p < u->indptr[i + 1]; p++) {
       int64_t j = u->indices[p];
+      if ((uint64_t)j >= (uint64_t)g) {
+        free(urow);
+        free(mark);
+        return bad_index(err, "shared counts (unspliced)", p, j, g);
+      }
       if (mark[j] != i) {
         mark[j] = i;
         urow[j] = 0;
@@ -159,6 +234,11 @@ vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_e
     }
     for (int64_t p = s->indptr[i]; p < s->indptr[i + 1]; p++) {
       int64_t j = s->indices[p];
+      if ((uint64_t)j >= (uint64_t)g) {
+        free(urow);
+        free(mark);
+        return bad_index(err, "shared counts (spliced)", p, j, g);
+      }
       double sv = val_at(s, p);
       if (sv > 0 && mark[j] == i && urow[j] > 0) out[j] += (float)sv + (float)urow[j];
     }
@@ -171,56 +251,72 @@ vl_status vl_pp_shared_counts(const vl_csr *s, const vl_csr *u, float *out, vl_e
 typedef struct {
   const vl_csr *a;
   const int64_t *map;
+  const void *scale;
   int64_t *indptr, *indices;
   void *values;
+  atomic_int bad; /* an index outside [0, ncols) was met (count pass) */
 } select_job;
 
-/* pass 1: entries kept per row (into indptr[i + 1]) */
+/* pass 1: entries kept per row (into indptr[i + 1]); checks every index on the way */
 static void select_count(int64_t lo, int64_t hi, int chunk, void *arg) {
-  const select_job *j = arg;
+  select_job *j = arg;
   const int64_t *ip = j->a->indptr, *ix = j->a->indices;
+  const uint64_t nc = (uint64_t)j->a->ncols;
+  int bad = 0;
   for (int64_t i = lo; i < hi; i++) {
     int64_t c = 0;
-    for (int64_t p = ip[i]; p < ip[i + 1]; p++) c += j->map[ix[p]] >= 0;
+    for (int64_t p = ip[i]; p < ip[i + 1]; p++) {
+      const uint64_t col = (uint64_t)ix[p];
+      bad |= col >= nc;
+      c += col < nc && j->map[col] >= 0;
+    }
     j->indptr[i + 1] = c;
   }
+  if (bad) atomic_store(&j->bad, 1);
 }
 
-/* pass 2: rows written at their final offsets */
+/* Pass 2, rows written at their final offsets. Without branches on whether an entry is kept
+ * (about half are, in no predictable pattern): every entry is written at the row's next free
+ * slot, which advances only for kept ones, and the loop stops once the row's slots are full,
+ * so nothing is written outside them. */
+#define SELECT_FILL(T, NAME)                                                                  \
+  static void NAME(const select_job *j, int64_t lo, int64_t hi) {                             \
+    const int64_t *ip = j->a->indptr, *ix = j->a->indices, *map = j->map;                    \
+    const T *v = j->a->values, *s = j->scale;                                                 \
+    T *out = j->values;                                                                       \
+    int64_t *oix = j->indices;                                                                \
+    for (int64_t i = lo; i < hi; i++) {                                                       \
+      int64_t o = j->indptr[i];                                                               \
+      const int64_t e = j->indptr[i + 1];                                                     \
+      const T f = s ? s[i] : (T)1;                                                            \
+      for (int64_t p = ip[i]; p < ip[i + 1] && o < e; p++) {                                  \
+        const int64_t c = map[ix[p]];                                                         \
+        oix[o] = c;                                                                           \
+        out[o] = s ? v[p] * f : v[p];                                                         \
+        o += c >= 0;                                                                          \
+      }                                                                                       \
+    }                                                                                         \
+  }
+SELECT_FILL(float, select_fill_f32)
+SELECT_FILL(double, select_fill_f64)
+
 static void select_fill(int64_t lo, int64_t hi, int chunk, void *arg) {
   const select_job *j = arg;
-  const int64_t *ip = j->a->indptr, *ix = j->a->indices;
-  for (int64_t i = lo; i < hi; i++) {
-    int64_t o = j->indptr[i];
-    if (j->a->dtype == VL_F32) {
-      const float *v = j->a->values;
-      float *out = j->values;
-      for (int64_t p = ip[i]; p < ip[i + 1]; p++) {
-        int64_t c = j->map[ix[p]];
-        if (c >= 0) {
-          j->indices[o] = c;
-          out[o++] = v[p];
-        }
-      }
-    } else {
-      const double *v = j->a->values;
-      double *out = j->values;
-      for (int64_t p = ip[i]; p < ip[i + 1]; p++) {
-        int64_t c = j->map[ix[p]];
-        if (c >= 0) {
-          j->indices[o] = c;
-          out[o++] = v[p];
-        }
-      }
-    }
-  }
+  if (j->a->dtype == VL_F32) select_fill_f32(j, lo, hi);
+  else select_fill_f64(j, lo, hi);
 }
 
-vl_status vl_pp_select_columns(vl_ctx *ctx, const vl_csr *a, const int64_t *map, int64_t *indptr,
-                               int64_t *indices, void *values, vl_error *err) {
-  select_job j = {a, map, indptr, indices, values};
+vl_status vl_pp_select_columns(vl_ctx *ctx, const vl_csr *a, const int64_t *map,
+                               const void *scale, int64_t *indptr, int64_t *indices,
+                               void *values, vl_error *err) {
+  select_job j = {.a = a, .map = map, .scale = scale, .indptr = indptr, .indices = indices,
+                  .values = values};
+  atomic_init(&j.bad, 0);
   if (!indices) {
     vl_parallel_for(ctx, a->nrows, 1024, select_count, &j);
+    if (atomic_load(&j.bad))
+      return vl_fail(err, VL_ERR_INDEX, "select columns: a column index is outside [0, %lld) "
+                     "(0-based)", (long long)a->ncols);
     indptr[0] = 0;
     for (int64_t i = 0; i < a->nrows; i++) indptr[i + 1] += indptr[i];
     return VL_OK;

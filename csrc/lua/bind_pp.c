@@ -41,6 +41,33 @@ static int64_t check_size(lua_State *L, const char *fname, int arg, const char *
   return (int64_t)v;
 }
 
+/* The CSR matrix at arg .. arg + 4 with a valid indptr (non-decreasing from 0 to nnz), for
+ * kernels that read no column index or check each one they read. */
+static void check_csr_indptr(lua_State *L, const char *fname, int arg, vl_csr *a) {
+  int64_t nrows = check_size(L, fname, arg + 3, "nrows");
+  int64_t ncols = check_size(L, fname, arg + 4, "ncols");
+  vlua_tensor *ip = check_vec(L, fname, arg, "indptr", false);
+  vlua_tensor *ix = check_vec(L, fname, arg + 1, "indices", false);
+  vlua_tensor *v = check_vec(L, fname, arg + 2, "values", true);
+  if (ip->t.shape[0] != nrows + 1)
+    luaL_error(L, "%s: indptr has %I entries, expected nrows + 1 = %I", fname,
+               (lua_Integer)ip->t.shape[0], (lua_Integer)(nrows + 1));
+  if (ix->t.shape[0] != v->t.shape[0])
+    luaL_error(L, "%s: indices has %I entries but values has %I", fname,
+               (lua_Integer)ix->t.shape[0], (lua_Integer)v->t.shape[0]);
+  *a = (vl_csr){nrows, ncols, v->t.shape[0], (const int64_t *)ip->t.data,
+                (const int64_t *)ix->t.data, v->t.data, v->t.dtype};
+  const int64_t *p = a->indptr;
+  if (p[0] != 0) luaL_error(L, "%s: indptr[1] = %I, expected 0", fname, (lua_Integer)p[0]);
+  for (int64_t i = 0; i < nrows; i++)
+    if (p[i + 1] < p[i])
+      luaL_error(L, "%s: indptr decreases at position %I (%I after %I)", fname,
+                 (lua_Integer)(i + 2), (lua_Integer)p[i + 1], (lua_Integer)p[i]);
+  if (p[nrows] != a->nnz)
+    luaL_error(L, "%s: the last indptr entry is %I, expected the number of stored entries %I",
+               fname, (lua_Integer)p[nrows], (lua_Integer)a->nnz);
+}
+
 /* The CSR matrix at arg .. arg + 4, validated. */
 static void check_csr(lua_State *L, const char *fname, int arg, vl_csr *a) {
   int64_t nrows = check_size(L, fname, arg + 3, "nrows");
@@ -290,7 +317,7 @@ static int l_csr_scale_rows(lua_State *L) {
   const char *fname = "csr_scale_rows";
   vl_csr a;
   lua_settop(L, 6);
-  check_csr(L, fname, 1, &a);
+  check_csr_indptr(L, fname, 1, &a); /* no column index is read */
   vlua_tensor *s = check_vec(L, fname, 6, "scale", true);
   if (s->t.shape[0] != a.nrows || s->t.dtype != a.dtype)
     luaL_error(L, "%s: scale must have nrows entries of the values' dtype", fname);
@@ -305,7 +332,7 @@ static int l_csr_scale_rows(lua_State *L) {
 static int l_csr_row_sums(lua_State *L) {
   vl_csr a;
   lua_settop(L, 5);
-  check_csr(L, "csr_row_sums", 1, &a);
+  check_csr_indptr(L, "csr_row_sums", 1, &a); /* no column index is read */
   vlua_tensor *out = vlua_new(L, a.dtype, 1, &a.nrows);
   vl_error err;
   vlua_check_status(L, "csr_row_sums", vl_pp_row_sums(vlua_ctx(L), &a, out->t.data, &err), &err);
@@ -318,7 +345,7 @@ static int l_csr_col_stats(lua_State *L) {
   const char *fname = "csr_col_stats";
   vl_csr a;
   lua_settop(L, 6);
-  check_csr(L, fname, 1, &a);
+  check_csr_indptr(L, fname, 1, &a); /* the kernel checks each column index */
   const double *y = NULL;
   if (!lua_isnil(L, 6)) {
     vlua_tensor *yt = check_vec(L, fname, 6, "y", true);
@@ -335,13 +362,49 @@ static int l_csr_col_stats(lua_State *L) {
   return y ? 3 : 2;
 }
 
+/* csr_count_corr_stats(indptr, indices, values, nrows, ncols)
+ * -> y [nrows], sums, sums of squares, sums of x*y [ncols], all f64 */
+static int l_csr_count_corr_stats(lua_State *L) {
+  const char *fname = "csr_count_corr_stats";
+  vl_csr a;
+  lua_settop(L, 5);
+  check_csr_indptr(L, fname, 1, &a); /* the kernel checks each column index */
+  vlua_tensor *y = vlua_new(L, VL_F64, 1, &a.nrows);
+  vlua_tensor *s = vlua_new(L, VL_F64, 1, &a.ncols);
+  vlua_tensor *q = vlua_new(L, VL_F64, 1, &a.ncols);
+  vlua_tensor *xy = vlua_new(L, VL_F64, 1, &a.ncols);
+  vl_error err;
+  vlua_check_status(L, fname, vl_pp_count_corr_stats(&a, (double *)y->t.data, (double *)s->t.data,
+                                                     (double *)q->t.data, (double *)xy->t.data,
+                                                     &err), &err);
+  return 4;
+}
+
+/* seurat_norm(dispersions f64 [n], bins i64 [n] (1..nbins, 0 for none), nbins) -> f64 [n] */
+static int l_seurat_norm(lua_State *L) {
+  const char *fname = "seurat_norm";
+  lua_settop(L, 3);
+  vlua_tensor *d = check_vec(L, fname, 1, "dispersions", true);
+  vlua_tensor *b = check_vec(L, fname, 2, "bins", false);
+  int64_t nbins = check_size(L, fname, 3, "nbins");
+  int64_t n = d->t.shape[0];
+  if (d->t.dtype != VL_F64) luaL_error(L, "%s: dispersions must be f64", fname);
+  if (b->t.shape[0] != n)
+    luaL_error(L, "%s: bins has %I entries but dispersions has %I", fname,
+               (lua_Integer)b->t.shape[0], (lua_Integer)n);
+  vlua_tensor *out = vlua_new(L, VL_F64, 1, &n);
+  vl_pp_seurat_norm(n, (const double *)d->t.data, (const int64_t *)b->t.data, nbins,
+                    (double *)out->t.data);
+  return 1;
+}
+
 /* shared_counts(spliced csr (5 args), unspliced csr (5 args)) -> f32 [ncols] */
 static int l_shared_counts(lua_State *L) {
   const char *fname = "shared_counts";
   vl_csr s, u;
   lua_settop(L, 10);
-  check_csr(L, fname, 1, &s);
-  check_csr(L, fname, 6, &u);
+  check_csr_indptr(L, fname, 1, &s); /* the kernel checks each column index */
+  check_csr_indptr(L, fname, 6, &u);
   vlua_tensor *out = vlua_new(L, VL_F32, 1, &s.ncols);
   vl_error err;
   vlua_check_status(L, fname, vl_pp_shared_counts(&s, &u, (float *)out->t.data, &err), &err);
@@ -351,9 +414,15 @@ static int l_shared_counts(lua_State *L) {
 typedef vl_status (*two_pass_fn)(vl_ctx *ctx, const vl_csr *a, const void *arg,
                                  int64_t *indptr, int64_t *indices, void *values, vl_error *err);
 
+typedef struct {
+  const int64_t *map;
+  const void *scale;
+} select_arg;
+
 static vl_status tp_select(vl_ctx *ctx, const vl_csr *a, const void *arg, int64_t *ip,
                            int64_t *ix, void *v, vl_error *err) {
-  return vl_pp_select_columns(ctx, a, arg, ip, ix, v, err);
+  const select_arg *s = arg;
+  return vl_pp_select_columns(ctx, a, s->map, s->scale, ip, ix, v, err);
 }
 static vl_status tp_moments(vl_ctx *ctx, const vl_csr *a, const void *arg, int64_t *ip,
                             int64_t *ix, void *v, vl_error *err) {
@@ -380,14 +449,25 @@ static int two_pass(lua_State *L, const char *fname, const vl_csr *a, two_pass_f
   return 3;
 }
 
-/* csr_select_columns(csr (5 args), keep (i64, 1-based column numbers in their new order))
- * -> indptr, indices, values of the matrix restricted to those columns */
+/* csr_select_columns(csr (5 args), keep (i64, 1-based column numbers in their new order)
+ * [, row_scale (one factor per row, the values' dtype)])
+ * -> indptr, indices, values of the matrix restricted to those columns (values times their
+ *    row's factor when row_scale is given) */
 static int l_csr_select_columns(lua_State *L) {
   const char *fname = "csr_select_columns";
   vl_csr a;
-  lua_settop(L, 6);
-  check_csr(L, fname, 1, &a);
+  lua_settop(L, 7);
+  check_csr_indptr(L, fname, 1, &a); /* the kernel's first pass checks every column index */
   vlua_tensor *keep = check_vec(L, fname, 6, "columns", false);
+  const void *scale = NULL;
+  if (!lua_isnil(L, 7)) {
+    vlua_tensor *s = check_vec(L, fname, 7, "row_scale", true);
+    if (s->t.shape[0] != a.nrows || s->t.dtype != a.dtype)
+      luaL_error(L, "%s: row_scale must have nrows = %I entries of the values' dtype %s, got "
+                 "%I of %s", fname, (lua_Integer)a.nrows, vl_dtype_name(a.dtype),
+                 (lua_Integer)s->t.shape[0], vl_dtype_name(s->t.dtype));
+    scale = s->t.data;
+  }
   int64_t *map = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(a.ncols > 0 ? a.ncols : 1), 0);
   for (int64_t j = 0; j < a.ncols; j++) map[j] = -1;
   const int64_t *kp = (const int64_t *)keep->t.data;
@@ -400,7 +480,8 @@ static int l_csr_select_columns(lua_State *L) {
       luaL_error(L, "%s: column %I listed twice", fname, (lua_Integer)kp[t]);
     map[c] = t;
   }
-  return two_pass(L, fname, &a, tp_select, map, a.dtype);
+  select_arg sa = {map, scale};
+  return two_pass(L, fname, &a, tp_select, &sa, a.dtype);
 }
 
 /* moments_operator(connectivities csr (5 args)) -> indptr, indices, values (f32) */
@@ -425,7 +506,8 @@ void vlua_register_pp(lua_State *L) {
     {"knn_exact", l_knn_exact}, {"knn_nndescent", l_knn_nndescent},
     {"knn_graph", l_knn_graph}, {"umap_graph", l_umap_graph}, {"pca_dense", l_pca_dense}, {"pca_csr", l_pca_csr},
     {"csr_scale_rows", l_csr_scale_rows}, {"csr_row_sums", l_csr_row_sums},
-    {"csr_col_stats", l_csr_col_stats}, {"shared_counts", l_shared_counts},
+    {"csr_col_stats", l_csr_col_stats}, {"csr_count_corr_stats", l_csr_count_corr_stats},
+    {"shared_counts", l_shared_counts}, {"seurat_norm", l_seurat_norm},
     {"csr_select_columns", l_csr_select_columns}, {"moments_operator", l_moments_operator},
     {"csr_top_per_row", l_csr_top_per_row}, {NULL, NULL}};
   vlua_setfuncs(L, regs);

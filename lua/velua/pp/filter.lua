@@ -67,13 +67,12 @@ local defaults = {
   min_shared_counts = NONE, min_shared_cells = NONE, retain_genes = NONE,
 }
 
--- filter_genes(ad, {min_counts=, min_cells=, max_counts=, max_cells=, min_counts_u=, ...,
--- min_shared_counts=, min_shared_cells=, retain_genes=}): keeps the genes passing every given
--- threshold (all unset by default). Returns the filtered AnnData (ad itself when it can be
--- changed in place, see util.subset_vars) and the number of genes removed.
-function M.filter_genes(ad, opts)
-  util.check_adata("filter_genes", ad)
-  local o = options.check("filter_genes", opts, defaults)
+-- The genes that filter_genes keeps (1-based, ascending) and the number removed; nil when no
+-- threshold is set. Every statistic is per gene, so computing each layer's on all genes and
+-- intersecting the masks keeps the same genes as applying the layers one after the other.
+-- Records the initial sizes first.
+function M.gene_selection(fname, ad, opts)
+  local o = options.check(fname, opts, defaults)
   M.set_initial_size(ad)
   local steps = {}
   if ad.layers.spliced then
@@ -84,25 +83,23 @@ function M.filter_genes(ad, opts)
   end
   if o.min_shared_counts ~= nil or o.min_shared_cells ~= nil then
     if not (ad.layers.spliced and ad.layers.unspliced) then
-      error("filter_genes: min_shared_counts/min_shared_cells need layers spliced and unspliced", 2)
+      error(fname .. ": min_shared_counts/min_shared_cells need layers spliced and unspliced", 3)
     end
     steps[#steps + 1] = { "shared", o.min_shared_counts, nil, o.min_shared_cells, nil }
   end
   local retain
-  if o.retain_genes ~= nil then
+  if o.retain_genes ~= nil and ad.var_names then
     retain = {}
     local list = type(o.retain_genes) == "string" and { o.retain_genes } or o.retain_genes
     for _, g in ipairs(list) do retain[g] = true end
   end
-  local removed = 0
-  -- each layer's filter is applied before the next one is computed, as scVelo does
+  local keep = nil
+  local function apply(mask)
+    if keep == nil then keep = mask return end
+    for j = 1, #keep do keep[j] = keep[j] and mask[j] end
+  end
   for _, st in ipairs(steps) do
     local name, min_c, max_c, min_n, max_n = st[1], st[2], st[3], st[4], st[5]
-    local keep = nil
-    local function apply(mask)
-      if keep == nil then keep = mask return end
-      for j = 1, #keep do keep[j] = keep[j] and mask[j] end
-    end
     if min_c ~= nil or max_c ~= nil then
       local stat = name == "shared" and shared_matrix_stat(ad, "counts") or gene_stat(ad.layers[name], "counts")
       apply(bounds_mask(stat, min_c, max_c))
@@ -111,15 +108,23 @@ function M.filter_genes(ad, opts)
       local stat = name == "shared" and shared_matrix_stat(ad, "cells") or gene_stat(ad.layers[name], "cells")
       apply(bounds_mask(stat, min_n, max_n))
     end
-    if keep ~= nil then
-      if retain and ad.var_names then
-        for j = 1, #keep do keep[j] = keep[j] or retain[ad.var_names[j]] == true end
-      end
-      local idx = util.which(keep)
-      removed = removed + (#keep - #idx)
-      ad = util.subset_vars(ad, idx)
-    end
   end
+  if keep == nil then return nil, 0 end
+  if retain then
+    for j = 1, #keep do keep[j] = keep[j] or retain[ad.var_names[j]] == true end
+  end
+  local idx = util.which(keep)
+  return idx, #keep - #idx
+end
+
+-- filter_genes(ad, {min_counts=, min_cells=, max_counts=, max_cells=, min_counts_u=, ...,
+-- min_shared_counts=, min_shared_cells=, retain_genes=}): keeps the genes passing every given
+-- threshold (all unset by default). Returns the filtered AnnData (ad itself when it can be
+-- changed in place, see util.subset_vars) and the number of genes removed.
+function M.filter_genes(ad, opts)
+  util.check_adata("filter_genes", ad)
+  local keep, removed = M.gene_selection("filter_genes", ad, opts)
+  if keep ~= nil then ad = util.subset_vars(ad, keep) end
   return ad, removed
 end
 

@@ -11,7 +11,6 @@ local filter = require "velua.pp.filter"
 
 local M = {}
 local NONE = options.NONE
-local f32 = util.f32
 local NAN = 0 / 0
 
 -- Means and unbiased variances of the columns of X in f32, as scVelo's get_mean_var.
@@ -76,44 +75,15 @@ function M.cut_edges(x, edges, nb)
   return lab
 end
 
--- Seurat flavor: (dispersion - bin mean) / bin sd, with pandas' single-gene-bin rule.
+-- Seurat flavor: (dispersion - bin mean) / bin sd, with pandas' single-gene-bin rule; the
+-- per-bin statistics in C (pp_kernels.c: f32 Kahan means, f64 Welford deviations).
 local function norm_seurat(mean, disp, n_bins)
   local lab = cut_equal(mean, n_bins)
-  local sum, comp, cnt, wm, wv, wn = {}, {}, {}, {}, {}, {}
-  for b = 1, n_bins do sum[b], comp[b], cnt[b], wm[b], wv[b], wn[b] = 0, 0, 0, 0, 0, 0 end
-  for i, d in ipairs(disp) do
-    local b = lab[i]
-    if b and d == d then
-      -- group_mean (f32, Kahan)
-      cnt[b] = cnt[b] + 1
-      local y = f32(d - comp[b])
-      local t = f32(sum[b] + y)
-      comp[b] = f32(f32(t - sum[b]) - y)
-      sum[b] = t
-      -- group_var (f64, Welford)
-      wn[b] = wn[b] + 1
-      local old = wm[b]
-      wm[b] = wm[b] + (d - old) / wn[b]
-      wv[b] = wv[b] + (d - wm[b]) * (d - old)
-    end
-  end
-  local mu, sd = {}, {}
-  for b = 1, n_bins do
-    mu[b] = cnt[b] > 0 and f32(sum[b] / cnt[b]) or NAN
-    sd[b] = wn[b] > 1 and math.sqrt(wv[b] / (wn[b] - 1)) or NAN
-    if sd[b] ~= sd[b] then -- one gene (or none) in the bin: normalised dispersion 1
-      sd[b] = mu[b]
-      mu[b] = 0
-    end
-  end
-  local out = {}
-  for i, d in ipairs(disp) do
-    local b = lab[i]
-    local v = NAN
-    if b then v = f32(d - mu[b]) / sd[b] end
-    out[i] = v == v and v or 0
-  end
-  return out
+  local n = #disp
+  local bins = {}
+  for i = 1, n do bins[i] = lab[i] or 0 end
+  local d = T.tensor(disp, { dtype = "f64" })
+  return core.seurat_norm(d, T.tensor(bins, { dtype = "i64" }), n_bins):totable()
 end
 
 local function percentile_linear(sorted, q)
@@ -216,8 +186,8 @@ local function run(fname, ad, opts, subset_default)
   if o.n_top_genes ~= nil then
     local sorted = {}
     for i, v in ipairs(norm) do sorted[i] = v end
-    table.sort(sorted, function(a, b) return a > b end)
-    local cut = sorted[math.min(o.n_top_genes, #sorted)]
+    table.sort(sorted) -- ascending (no NaN: norm_* write 0 for them); the n-th largest
+    local cut = sorted[#sorted - math.min(o.n_top_genes, #sorted) + 1]
     for i, v in ipairs(norm) do hv[i] = v >= cut end
   else
     local min_disp = o.min_disp or 0.5
@@ -241,7 +211,9 @@ local function run(fname, ad, opts, subset_default)
       for _, g in ipairs(list) do want[g] = true end
       for i = 1, #keep do keep[i] = keep[i] or want[ad.var_names[i]] == true end
     end
-    ad = util.subset_vars(ad, util.which(keep))
+    local kept = util.which(keep)
+    ad = util.subset_vars(ad, kept)
+    return ad, true, kept
   end
   return ad, true
 end
@@ -254,7 +226,8 @@ function M.highly_variable_genes(ad, opts)
   return run("highly_variable_genes", ad, opts, false)
 end
 
--- filter_genes_dispersion(ad, {...}): the same with subset=true by default (scVelo's name).
+-- filter_genes_dispersion(ad, {...}): the same with subset=true by default (scVelo's name);
+-- when it subsets, the kept genes' former positions (1-based) come third.
 function M.filter_genes_dispersion(ad, opts)
   return run("filter_genes_dispersion", ad, opts, true)
 end

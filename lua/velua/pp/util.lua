@@ -63,15 +63,31 @@ end
 
 M.csr_parts = csr_parts_of
 
--- Columns `keep` (Lua array of 1-based indices, in their new order) of a matrix.
-function M.select_columns(m, keep)
+-- Columns `keep` (Lua array of 1-based indices, in their new order) of a matrix. With
+-- `row_scale` (a CSR matrix only: one factor per row in the values' dtype) the kept values
+-- come out multiplied by their row's factor, as a separate scaling pass would give them.
+function M.select_columns(m, keep, row_scale)
   if T.is_sparse(m) then
     local sh = m:shape()
     local kt = T.tensor(keep, { dtype = "i64" })
-    local ip, ix, v = core.csr_select_columns(m:indptr(), m:indices(), m:values(), sh[1], sh[2], kt)
+    local ip, ix, v = core.csr_select_columns(m:indptr(), m:indices(), m:values(), sh[1], sh[2], kt,
+      row_scale)
     return T.sparse_csr(ip, ix, v, { sh[1], #keep })
   end
+  assert(row_scale == nil, "select_columns: row_scale is for CSR matrices")
   return m:index(2, keep)
+end
+
+-- The first `rows` rows of a matrix (a CSR matrix sharing m's arrays, or a view).
+function M.first_rows(m, rows)
+  local sh = m:shape()
+  rows = math.min(rows, sh[1])
+  if T.is_sparse(m) then
+    local ip = m:indptr():narrow(1, 1, rows + 1)
+    local hi = ip:get(rows + 1)
+    return T.sparse_csr(ip, m:indices():narrow(1, 1, hi), m:values():narrow(1, 1, hi), { rows, sh[2] })
+  end
+  return m:narrow(1, 1, rows)
 end
 
 -- Entries `keep` of a column (tensor, categorical or array of strings).
