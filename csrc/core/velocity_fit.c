@@ -49,7 +49,7 @@ double vl_percentile_f32(float *x, int64_t n, double q) {
   return (double)a + diff * t;
 }
 
-#define GENE_BLOCK 16
+#define GENE_BLOCK 64
 
 /* cols[jj * n + i] = m[i, lo + jj] for jj < hi - lo: a block of columns read row by row */
 static void gather_cols(const float *m, int64_t n, int64_t g, int64_t lo, int64_t hi, float *cols) {
@@ -131,7 +131,14 @@ static double upper_bound(const float *x, int64_t n, double perc, top_heap *hp, 
     return vl_percentile_f32(scratch, n, perc);
   }
   hp->size = 0;
-  for (int64_t i = 0; i < n; i++) heap_push(hp, x[i]);
+  int64_t i = 0;
+  for (; i < n && hp->size < hp->cap; i++) heap_push(hp, x[i]);
+  float top = hp->h[0]; /* once full, only values above the heap's minimum enter */
+  for (; i < n; i++)
+    if (x[i] > top) {
+      heap_push(hp, x[i]);
+      top = hp->h[0];
+    }
   return heap_percentile(hp, n, perc);
 }
 
