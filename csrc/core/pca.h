@@ -1,8 +1,10 @@
-/* Mean-centred PCA (no scaling) of a sparse or dense matrix, exact: the smaller Gram matrix
- * of the implicitly centred data (X_c X_c^T or X_c^T X_c, in double, by blocked SYRK) and its
- * top eigenpairs (LAPACK dsyevr, from OpenBLAS). Signs follow scikit-learn's svd_flip with
- * the u-based decision scanpy uses: in each component the score of largest magnitude is
- * positive. Indices are 0-based. */
+/* Mean-centred PCA (no scaling) of a sparse or dense matrix, exact to a checked tolerance:
+ * the smaller Gram matrix of the implicitly centred data (X_c X_c^T or X_c^T X_c, in double,
+ * by blocked SYRK) and its top eigenpairs (LAPACK ssyevr on an f32 copy, refined by
+ * Rayleigh-Ritz in double and accepted when every pair's residual is at most 1e-3 of its
+ * distance to the other Ritz values; else LAPACK dsyevr; both from OpenBLAS). Signs follow
+ * scikit-learn's svd_flip with the u-based decision scanpy uses: in each component the score
+ * of largest magnitude is positive. Indices are 0-based. */
 #ifndef VELUA_PCA_H
 #define VELUA_PCA_H
 

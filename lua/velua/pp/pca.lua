@@ -1,8 +1,9 @@
 -- Principal components of X, as scanpy 1.9.8's pp.pca with zero_center=true: mean-centred
 -- without scaling (sparse X is centred implicitly), signs by scikit-learn's svd_flip with the
 -- u-based decision (the largest |score| of each component is positive). The decomposition is
--- exact (double precision eigenpairs of the smaller Gram matrix, csrc/core/pca.c), where
--- scanpy's ARPACK works in f32; see docs/pp.md.
+-- exact to a checked tolerance (eigenpairs of the smaller Gram matrix in double, from an f32
+-- start refined and checked in double, csrc/core/pca.c), where scanpy's ARPACK works in f32;
+-- see docs/pp.md.
 local core = require "velua.core"
 local options = require "velua.options"
 local T = require "velua.tensor"
