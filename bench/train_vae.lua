@@ -6,11 +6,12 @@
 -- median; the reference of ../shared/oracle/README.md section 8).
 --
 --   build/bin/velua run bench/train_vae.lua [--cells 20000] [--epochs 7] [--mem-epochs 50]
---                                           [--threads 1,2] [--no-torch] [--markdown]
+--                                           [--threads 1,2] [--gc generational|incremental]
+--                                           [--no-torch] [--markdown]
 local velua = require "velua"
 local T, nn, optim = velua.tensor, velua.nn, velua.optim
 
-local args = { cells = 20000, epochs = 7, ["mem-epochs"] = 50, threads = "1,2" }
+local args = { cells = 20000, epochs = 7, ["mem-epochs"] = 50, threads = "1,2", gc = "generational" }
 local flags = {}
 do
   local i = 1
@@ -83,18 +84,27 @@ local function velua_trainer(threads)
   return function() return epoch(m, opt, data, gen) end
 end
 
-local function memory_trace(epochs)
+-- RSS after each epoch under the collector mode `gc` ("generational", the mode lua5.4 starts
+-- scripts in, or "incremental"); also the Lua heap after a full collection after epoch 1 and
+-- after the last epoch (live memory: equal unless something leaks).
+local function memory_trace(epochs, gc)
+  local prev_mode = collectgarbage(gc)
   velua.set_num_threads(1)
   local gen = T.generator(1)
   local data = T.rand({ n_cells, n_genes }, { gen = gen })
   local m, params = build(gen)
   local opt = optim.Adam(params, { lr = 1e-3 })
-  local trace = {}
+  local trace, live = {}, {}
   for e = 1, epochs do
     epoch(m, opt, data, gen)
     trace[e] = rss_mb()
+    if e == 1 or e == epochs then
+      collectgarbage("collect")
+      live[#live + 1] = collectgarbage("count") / 1024
+    end
   end
-  return trace
+  collectgarbage(prev_mode)
+  return trace, live
 end
 
 -- The PyTorch side runs as a coprocess: it sets up, reports READY on a FIFO, then times one
@@ -224,7 +234,7 @@ for t in tostring(args.threads):gmatch("%d+") do
     "ratio per round best %.2f median %.2f", row.torch, row.torch_med, row.ratio_best, row.ratio_med) or "",
     loss))
 end
-local trace = memory_trace(tonumber(args["mem-epochs"]))
+local trace, live = memory_trace(tonumber(args["mem-epochs"]), args.gc)
 
 local host = io.popen("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"):read("l") or "?"
 local nproc = io.popen("nproc"):read("l") or "?"
@@ -247,5 +257,13 @@ for _, r in ipairs(rows) do
 end
 local lo, hi = math.huge, 0
 for e = 5, #trace do lo = math.min(lo, trace[e]); hi = math.max(hi, trace[e]) end
-print(string.format("resident memory over %d epochs: after epoch 1 %.1f MB, epochs 5-%d between %.1f and %.1f MB",
-  #trace, trace[1], #trace, lo, hi))
+print(string.format("resident memory over %d epochs (%s collector): after epoch 1 %.1f MB, epochs 5-%d " ..
+  "between %.1f and %.1f MB", #trace, args.gc, trace[1], #trace, lo, hi))
+if #live == 2 then
+  print(string.format("Lua heap after a full collection: after epoch 1 %.2f MB, after epoch %d %.2f MB",
+    live[1], #trace, live[2]))
+end
+local marks = {}
+local every = math.max(1, #trace // 8)
+for e = every, #trace, every do marks[#marks + 1] = string.format("%d: %.1f", e, trace[e]) end
+print("resident memory (MB) after epoch " .. table.concat(marks, ", "))
