@@ -30,7 +30,8 @@ int64_t vlua_arg_size(lua_State *L, const char *fname, int arg, const char *name
   return (int64_t)v;
 }
 
-void vlua_arg_csr(lua_State *L, const char *fname, int arg, vl_csr *a) {
+/* The components at arg .. arg + 4 with matching sizes, into *a (not yet validated). */
+static void csr_parts(lua_State *L, const char *fname, int arg, vl_csr *a) {
   int64_t nrows = vlua_arg_size(L, fname, arg + 3, "nrows");
   int64_t ncols = vlua_arg_size(L, fname, arg + 4, "ncols");
   vlua_tensor *ip = vlua_arg_vector(L, fname, arg, "indptr", false);
@@ -44,6 +45,24 @@ void vlua_arg_csr(lua_State *L, const char *fname, int arg, vl_csr *a) {
                (lua_Integer)ix->t.shape[0], (lua_Integer)v->t.shape[0]);
   *a = (vl_csr){nrows, ncols, v->t.shape[0], (const int64_t *)ip->t.data,
                 (const int64_t *)ix->t.data, v->t.data, v->t.dtype};
+}
+
+void vlua_arg_csr(lua_State *L, const char *fname, int arg, vl_csr *a) {
+  csr_parts(L, fname, arg, a);
   vl_error err;
   vlua_check_status(L, fname, vl_csr_validate(a, &err), &err);
+}
+
+void vlua_arg_csr_indptr(lua_State *L, const char *fname, int arg, vl_csr *a) {
+  csr_parts(L, fname, arg, a);
+  const int64_t *p = a->indptr;
+  int64_t nrows = a->nrows;
+  if (p[0] != 0) luaL_error(L, "%s: indptr[1] = %I, expected 0", fname, (lua_Integer)p[0]);
+  for (int64_t i = 0; i < nrows; i++)
+    if (p[i + 1] < p[i])
+      luaL_error(L, "%s: indptr decreases at position %I (%I after %I)", fname,
+                 (lua_Integer)(i + 2), (lua_Integer)p[i + 1], (lua_Integer)p[i]);
+  if (p[nrows] != a->nnz)
+    luaL_error(L, "%s: the last indptr entry is %I, expected the number of stored entries %I",
+               fname, (lua_Integer)p[nrows], (lua_Integer)a->nnz);
 }

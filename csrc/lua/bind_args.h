@@ -21,4 +21,8 @@ int64_t vlua_arg_size(lua_State *L, const char *fname, int arg, const char *name
 /* The CSR matrix at arg .. arg + 4, checked and validated (vl_csr_validate). */
 void vlua_arg_csr(lua_State *L, const char *fname, int arg, vl_csr *a);
 
+/* The same with only indptr checked (non-decreasing from 0 to nnz), for kernels that read no
+ * column index or check each one they read. */
+void vlua_arg_csr_indptr(lua_State *L, const char *fname, int arg, vl_csr *a);
+
 #endif

@@ -5,87 +5,12 @@
 #include <string.h>
 
 #include "knn.h"
-#include "lua_tensor.h"
+#include "bind_args.h"
 #include "pca.h"
 #include "pp_kernels.h"
 #include "umap_graph.h"
 
 /* ---------- argument helpers ---------- */
-
-static vlua_tensor *check_vec(lua_State *L, const char *fname, int arg, const char *name,
-                              bool want_float) {
-  if (!vlua_test(L, arg))
-    luaL_error(L, "%s: %s must be a tensor, got %s", fname, name, luaL_typename(L, arg));
-  vlua_tensor *t = vlua_check(L, arg);
-  if (t->t.ndim != 1) {
-    char s[64];
-    luaL_error(L, "%s: %s must be 1-d, got shape %s", fname, name,
-               vl_shape_str(t->t.ndim, t->t.shape, s, sizeof s));
-  }
-  if (want_float ? !vl_dtype_is_float(t->t.dtype) : t->t.dtype != VL_I64)
-    luaL_error(L, "%s: %s must be %s, got %s", fname, name, want_float ? "f32 or f64" : "i64",
-               vl_dtype_name(t->t.dtype));
-  if (!vl_is_contiguous(&t->t)) {
-    t = vlua_contiguous(L, arg);
-    lua_replace(L, arg);
-  }
-  return t;
-}
-
-static int64_t check_size(lua_State *L, const char *fname, int arg, const char *name) {
-  int isnum;
-  lua_Integer v = lua_tointegerx(L, arg, &isnum);
-  if (!isnum || v < 0 || v > ((int64_t)1 << 48))
-    luaL_error(L, "%s: %s must be a non-negative integer, got %s", fname, name,
-               lua_type(L, arg) == LUA_TNUMBER ? lua_tostring(L, arg) : luaL_typename(L, arg));
-  return (int64_t)v;
-}
-
-/* The CSR matrix at arg .. arg + 4 with a valid indptr (non-decreasing from 0 to nnz), for
- * kernels that read no column index or check each one they read. */
-static void check_csr_indptr(lua_State *L, const char *fname, int arg, vl_csr *a) {
-  int64_t nrows = check_size(L, fname, arg + 3, "nrows");
-  int64_t ncols = check_size(L, fname, arg + 4, "ncols");
-  vlua_tensor *ip = check_vec(L, fname, arg, "indptr", false);
-  vlua_tensor *ix = check_vec(L, fname, arg + 1, "indices", false);
-  vlua_tensor *v = check_vec(L, fname, arg + 2, "values", true);
-  if (ip->t.shape[0] != nrows + 1)
-    luaL_error(L, "%s: indptr has %I entries, expected nrows + 1 = %I", fname,
-               (lua_Integer)ip->t.shape[0], (lua_Integer)(nrows + 1));
-  if (ix->t.shape[0] != v->t.shape[0])
-    luaL_error(L, "%s: indices has %I entries but values has %I", fname,
-               (lua_Integer)ix->t.shape[0], (lua_Integer)v->t.shape[0]);
-  *a = (vl_csr){nrows, ncols, v->t.shape[0], (const int64_t *)ip->t.data,
-                (const int64_t *)ix->t.data, v->t.data, v->t.dtype};
-  const int64_t *p = a->indptr;
-  if (p[0] != 0) luaL_error(L, "%s: indptr[1] = %I, expected 0", fname, (lua_Integer)p[0]);
-  for (int64_t i = 0; i < nrows; i++)
-    if (p[i + 1] < p[i])
-      luaL_error(L, "%s: indptr decreases at position %I (%I after %I)", fname,
-                 (lua_Integer)(i + 2), (lua_Integer)p[i + 1], (lua_Integer)p[i]);
-  if (p[nrows] != a->nnz)
-    luaL_error(L, "%s: the last indptr entry is %I, expected the number of stored entries %I",
-               fname, (lua_Integer)p[nrows], (lua_Integer)a->nnz);
-}
-
-/* The CSR matrix at arg .. arg + 4, validated. */
-static void check_csr(lua_State *L, const char *fname, int arg, vl_csr *a) {
-  int64_t nrows = check_size(L, fname, arg + 3, "nrows");
-  int64_t ncols = check_size(L, fname, arg + 4, "ncols");
-  vlua_tensor *ip = check_vec(L, fname, arg, "indptr", false);
-  vlua_tensor *ix = check_vec(L, fname, arg + 1, "indices", false);
-  vlua_tensor *v = check_vec(L, fname, arg + 2, "values", true);
-  if (ip->t.shape[0] != nrows + 1)
-    luaL_error(L, "%s: indptr has %I entries, expected nrows + 1 = %I", fname,
-               (lua_Integer)ip->t.shape[0], (lua_Integer)(nrows + 1));
-  if (ix->t.shape[0] != v->t.shape[0])
-    luaL_error(L, "%s: indices has %I entries but values has %I", fname,
-               (lua_Integer)ix->t.shape[0], (lua_Integer)v->t.shape[0]);
-  *a = (vl_csr){nrows, ncols, v->t.shape[0], (const int64_t *)ip->t.data,
-                (const int64_t *)ix->t.data, v->t.data, v->t.dtype};
-  vl_error err;
-  vlua_check_status(L, fname, vl_csr_validate(a, &err), &err);
-}
 
 /* A 2-d f32/f64 tensor at arg (made contiguous in place on the stack). */
 static vlua_tensor *check_matrix(lua_State *L, const char *fname, int arg, const char *name) {
@@ -187,7 +112,7 @@ static int l_knn_graph(lua_State *L) {
       dx->t.shape[1] != ix->t.shape[1])
     luaL_error(L, "%s: distances must be a float tensor shaped like the indices", fname);
   int64_t n = ix->t.shape[0], k = ix->t.shape[1];
-  int64_t ncols = lua_isnoneornil(L, 3) ? n : check_size(L, fname, 3, "ncols");
+  int64_t ncols = lua_isnoneornil(L, 3) ? n : vlua_arg_size(L, fname, 3, "ncols");
   lua_settop(L, 3);
   int64_t shp[2] = {n, k};
   vlua_tensor *ic = vlua_new(L, VL_I64, 2, shp); /* 4 */
@@ -305,7 +230,7 @@ static int l_pca_dense(lua_State *L) {
 static int l_pca_csr(lua_State *L) {
   vl_csr a;
   lua_settop(L, 6);
-  check_csr(L, "pca", 1, &a);
+  vlua_arg_csr(L, "pca", 1, &a);
   int64_t k = (int64_t)luaL_checkinteger(L, 6);
   return do_pca(L, &a, NULL, a.nrows, a.ncols, k);
 }
@@ -317,8 +242,8 @@ static int l_csr_scale_rows(lua_State *L) {
   const char *fname = "csr_scale_rows";
   vl_csr a;
   lua_settop(L, 6);
-  check_csr_indptr(L, fname, 1, &a); /* no column index is read */
-  vlua_tensor *s = check_vec(L, fname, 6, "scale", true);
+  vlua_arg_csr_indptr(L, fname, 1, &a); /* no column index is read */
+  vlua_tensor *s = vlua_arg_vector(L, fname, 6, "scale", true);
   if (s->t.shape[0] != a.nrows || s->t.dtype != a.dtype)
     luaL_error(L, "%s: scale must have nrows entries of the values' dtype", fname);
   vlua_tensor *out = vlua_new(L, a.dtype, 1, &a.nnz);
@@ -332,7 +257,7 @@ static int l_csr_scale_rows(lua_State *L) {
 static int l_csr_row_sums(lua_State *L) {
   vl_csr a;
   lua_settop(L, 5);
-  check_csr_indptr(L, "csr_row_sums", 1, &a); /* no column index is read */
+  vlua_arg_csr_indptr(L, "csr_row_sums", 1, &a); /* no column index is read */
   vlua_tensor *out = vlua_new(L, a.dtype, 1, &a.nrows);
   vl_error err;
   vlua_check_status(L, "csr_row_sums", vl_pp_row_sums(vlua_ctx(L), &a, out->t.data, &err), &err);
@@ -345,10 +270,10 @@ static int l_csr_col_stats(lua_State *L) {
   const char *fname = "csr_col_stats";
   vl_csr a;
   lua_settop(L, 6);
-  check_csr_indptr(L, fname, 1, &a); /* the kernel checks each column index */
+  vlua_arg_csr_indptr(L, fname, 1, &a); /* the kernel checks each column index */
   const double *y = NULL;
   if (!lua_isnil(L, 6)) {
-    vlua_tensor *yt = check_vec(L, fname, 6, "y", true);
+    vlua_tensor *yt = vlua_arg_vector(L, fname, 6, "y", true);
     if (yt->t.dtype != VL_F64 || yt->t.shape[0] != a.nrows)
       luaL_error(L, "%s: y must be an f64 vector with nrows entries", fname);
     y = (const double *)yt->t.data;
@@ -368,7 +293,7 @@ static int l_csr_count_corr_stats(lua_State *L) {
   const char *fname = "csr_count_corr_stats";
   vl_csr a;
   lua_settop(L, 5);
-  check_csr_indptr(L, fname, 1, &a); /* the kernel checks each column index */
+  vlua_arg_csr_indptr(L, fname, 1, &a); /* the kernel checks each column index */
   vlua_tensor *y = vlua_new(L, VL_F64, 1, &a.nrows);
   vlua_tensor *s = vlua_new(L, VL_F64, 1, &a.ncols);
   vlua_tensor *q = vlua_new(L, VL_F64, 1, &a.ncols);
@@ -384,9 +309,9 @@ static int l_csr_count_corr_stats(lua_State *L) {
 static int l_seurat_norm(lua_State *L) {
   const char *fname = "seurat_norm";
   lua_settop(L, 3);
-  vlua_tensor *d = check_vec(L, fname, 1, "dispersions", true);
-  vlua_tensor *b = check_vec(L, fname, 2, "bins", false);
-  int64_t nbins = check_size(L, fname, 3, "nbins");
+  vlua_tensor *d = vlua_arg_vector(L, fname, 1, "dispersions", true);
+  vlua_tensor *b = vlua_arg_vector(L, fname, 2, "bins", false);
+  int64_t nbins = vlua_arg_size(L, fname, 3, "nbins");
   int64_t n = d->t.shape[0];
   if (d->t.dtype != VL_F64) luaL_error(L, "%s: dispersions must be f64", fname);
   if (b->t.shape[0] != n)
@@ -403,8 +328,8 @@ static int l_shared_counts(lua_State *L) {
   const char *fname = "shared_counts";
   vl_csr s, u;
   lua_settop(L, 10);
-  check_csr_indptr(L, fname, 1, &s); /* the kernel checks each column index */
-  check_csr_indptr(L, fname, 6, &u);
+  vlua_arg_csr_indptr(L, fname, 1, &s); /* the kernel checks each column index */
+  vlua_arg_csr_indptr(L, fname, 6, &u);
   vlua_tensor *out = vlua_new(L, VL_F32, 1, &s.ncols);
   vl_error err;
   vlua_check_status(L, fname, vl_pp_shared_counts(&s, &u, (float *)out->t.data, &err), &err);
@@ -457,11 +382,11 @@ static int l_csr_select_columns(lua_State *L) {
   const char *fname = "csr_select_columns";
   vl_csr a;
   lua_settop(L, 7);
-  check_csr_indptr(L, fname, 1, &a); /* the kernel's first pass checks every column index */
-  vlua_tensor *keep = check_vec(L, fname, 6, "columns", false);
+  vlua_arg_csr_indptr(L, fname, 1, &a); /* the kernel's first pass checks every column index */
+  vlua_tensor *keep = vlua_arg_vector(L, fname, 6, "columns", false);
   const void *scale = NULL;
   if (!lua_isnil(L, 7)) {
-    vlua_tensor *s = check_vec(L, fname, 7, "row_scale", true);
+    vlua_tensor *s = vlua_arg_vector(L, fname, 7, "row_scale", true);
     if (s->t.shape[0] != a.nrows || s->t.dtype != a.dtype)
       luaL_error(L, "%s: row_scale must have nrows = %I entries of the values' dtype %s, got "
                  "%I of %s", fname, (lua_Integer)a.nrows, vl_dtype_name(a.dtype),
@@ -488,7 +413,7 @@ static int l_csr_select_columns(lua_State *L) {
 static int l_moments_operator(lua_State *L) {
   vl_csr a;
   lua_settop(L, 5);
-  check_csr(L, "moments_operator", 1, &a);
+  vlua_arg_csr(L, "moments_operator", 1, &a);
   return two_pass(L, "moments_operator", &a, tp_moments, NULL, VL_F32);
 }
 
@@ -496,7 +421,7 @@ static int l_moments_operator(lua_State *L) {
 static int l_csr_top_per_row(lua_State *L) {
   vl_csr a;
   lua_settop(L, 6);
-  check_csr(L, "csr_top_per_row", 1, &a);
+  vlua_arg_csr(L, "csr_top_per_row", 1, &a);
   int64_t keep = vlua_checkint_range(L, 6, "keep", 0, INT64_MAX);
   return two_pass(L, "csr_top_per_row", &a, tp_top, &keep, a.dtype);
 }

@@ -5,63 +5,12 @@
  * as stored in files, like bind_sparse.c); component labels are 1-based on the Lua side. */
 #include <string.h>
 
-#include "lua_tensor.h"
+#include "bind_args.h"
 #include "spectral.h"
 #include "trustworthiness.h"
 #include "umap_layout.h"
 
 /* ---------- argument helpers ---------- */
-
-static vlua_tensor *check_vec(lua_State *L, const char *fname, int arg, const char *name,
-                              bool want_float) {
-  if (!vlua_test(L, arg))
-    luaL_error(L, "%s: %s must be a tensor, got %s", fname, name, luaL_typename(L, arg));
-  vlua_tensor *t = vlua_check(L, arg);
-  if (t->t.ndim != 1) {
-    char s[64];
-    luaL_error(L, "%s: %s must be 1-d, got shape %s", fname, name,
-               vl_shape_str(t->t.ndim, t->t.shape, s, sizeof s));
-  }
-  if (want_float ? !vl_dtype_is_float(t->t.dtype) : t->t.dtype != VL_I64)
-    luaL_error(L, "%s: %s must be %s, got %s", fname, name, want_float ? "f32 or f64" : "i64",
-               vl_dtype_name(t->t.dtype));
-  if (!vl_is_contiguous(&t->t)) {
-    t = vlua_contiguous(L, arg);
-    lua_replace(L, arg);
-  }
-  return t;
-}
-
-static int64_t check_size(lua_State *L, const char *fname, int arg, const char *name) {
-  int isnum;
-  lua_Integer v = lua_tointegerx(L, arg, &isnum);
-  if (!isnum || v < 0 || v > ((int64_t)1 << 48))
-    luaL_error(L, "%s: %s must be a non-negative integer, got %s", fname, name,
-               lua_type(L, arg) == LUA_TNUMBER ? lua_tostring(L, arg) : luaL_typename(L, arg));
-  return (int64_t)v;
-}
-
-/* The CSR matrix at arg .. arg + 4, validated. */
-static void check_csr(lua_State *L, const char *fname, int arg, vl_csr *a) {
-  int64_t nrows = check_size(L, fname, arg + 3, "nrows");
-  int64_t ncols = check_size(L, fname, arg + 4, "ncols");
-  vlua_tensor *ip = check_vec(L, fname, arg, "indptr", false);
-  vlua_tensor *ix = check_vec(L, fname, arg + 1, "indices", false);
-  vlua_tensor *v = check_vec(L, fname, arg + 2, "values", true);
-  if (ip->t.shape[0] != nrows + 1)
-    luaL_error(L, "%s: indptr has %I entries, expected nrows + 1 = %I", fname,
-               (lua_Integer)ip->t.shape[0], (lua_Integer)(nrows + 1));
-  if (ix->t.shape[0] != v->t.shape[0])
-    luaL_error(L, "%s: indices has %I entries but values has %I", fname,
-               (lua_Integer)ix->t.shape[0], (lua_Integer)v->t.shape[0]);
-  *a = (vl_csr){nrows, ncols, v->t.shape[0], (const int64_t *)ip->t.data,
-                (const int64_t *)ix->t.data, v->t.data, v->t.dtype};
-  vl_error err;
-  vlua_check_status(L, fname, vl_csr_validate(a, &err), &err);
-  if (nrows != ncols)
-    luaL_error(L, "%s: the graph must be square, got %I x %I", fname, (lua_Integer)nrows,
-               (lua_Integer)ncols);
-}
 
 /* A 2-d float tensor at arg, replaced on the stack by a contiguous copy of dtype dt. */
 static vlua_tensor *check_matrix_as(lua_State *L, const char *fname, int arg, const char *name,
@@ -113,7 +62,7 @@ static int l_umap_prune(lua_State *L) {
   const char *fname = "umap_prune";
   vl_csr a;
   lua_settop(L, 6);
-  check_csr(L, fname, 1, &a);
+  vlua_arg_csr(L, fname, 1, &a);
   int64_t ne = vlua_checkint_range(L, 6, "n_epochs", 1, INT32_MAX);
   int64_t n1 = a.nrows + 1;
   vlua_tensor *ip = vlua_new(L, VL_I64, 1, &n1);
@@ -133,7 +82,7 @@ static int l_umap_prune(lua_State *L) {
 static int l_graph_components(lua_State *L) {
   vl_csr a;
   lua_settop(L, 5);
-  check_csr(L, "graph_components", 1, &a);
+  vlua_arg_csr(L, "graph_components", 1, &a);
   vlua_tensor *lab = vlua_new(L, VL_I64, 1, &a.nrows);
   int64_t nc = 0;
   vl_error err;
@@ -153,9 +102,9 @@ static int l_spectral_components(lua_State *L) {
   const char *fname = "spectral_components";
   vl_csr a;
   lua_settop(L, 9);
-  check_csr(L, fname, 1, &a);
-  vlua_tensor *lab = check_vec(L, fname, 6, "labels", false);
-  int64_t ncomp = check_size(L, fname, 7, "ncomp");
+  vlua_arg_csr(L, fname, 1, &a);
+  vlua_tensor *lab = vlua_arg_vector(L, fname, 6, "labels", false);
+  int64_t ncomp = vlua_arg_size(L, fname, 7, "ncomp");
   int64_t dim = vlua_checkint_range(L, 8, "dim", 1, 1 << 16);
   if (lab->t.shape[0] != a.nrows)
     luaL_error(L, "%s: labels has %I entries, expected %I", fname, (lua_Integer)lab->t.shape[0],
@@ -238,7 +187,7 @@ static int l_umap_optimize(lua_State *L) {
   if (Y->t.ndim != 2 || Y->t.dtype != VL_F32 || !vl_is_contiguous(&Y->t))
     luaL_error(L, "%s: Y must be a contiguous 2-d f32 tensor", fname);
   vl_csr a;
-  check_csr(L, fname, 2, &a);
+  vlua_arg_csr(L, fname, 2, &a);
   if (a.dtype != VL_F32) luaL_error(L, "%s: graph values must be f32", fname);
   if (Y->t.shape[0] != a.nrows)
     luaL_error(L, "%s: Y has %I rows but the graph %I", fname, (lua_Integer)Y->t.shape[0],
