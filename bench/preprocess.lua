@@ -13,12 +13,8 @@ local velua = require "velua"
 local T = velua.tensor
 local core = require "velua.core"
 local pp = velua.pp
-local h = (function()
-  local ok, m = pcall(require, "support.helpers")
-  if ok then return m end
-  package.path = "tests/?.lua;" .. package.path
-  return require "support.helpers"
-end)()
+local B = require "bench.common"
+local h = B.helpers
 
 local USAGE = "usage: bench/preprocess.lua [--markdown] [--quick] [--sizes N,N] [--knn-sizes N,N] " ..
   "[--repeats N] [--threads N]"
@@ -50,60 +46,15 @@ do
   if quick then sizes, knn_sizes = {}, {} end
 end
 
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = B.read_file
 local cpu = (read_file("/proc/cpuinfo") or ""):match("model name%s*:%s*([^\n]+)") or "unknown CPU"
 local loadavg = (read_file("/proc/loadavg") or "?"):match("^(%S+ %S+ %S+)") or "?"
 
 -- Recorded reference seconds: {dataset -> {step -> best}} from the oracle CSVs.
-local function load_reference()
-  local ref = {}
-  local function add(ds, step, secs)
-    ref[ds] = ref[ds] or {}
-    ref[ds][step] = tonumber(secs)
-  end
-  for _, name in ipairs { "pancreas_scvelo_seconds.csv", "dentategyrus100_scvelo_seconds.csv" } do
-    local p = h.shared_path("oracle/" .. name)
-    local s = p and read_file(p)
-    if s then
-      for line in s:gmatch("[^\n]+") do
-        local ds, step, secs = line:match('^([^,]+),"([^"]+)",%d+,%d+,([%d.]+)')
-        if ds then add(ds, step, secs) end
-      end
-    end
-  end
-  local p = h.shared_path("oracle/scvelo_timings.csv")
-  local s = p and read_file(p)
-  if s then
-    for line in s:gmatch("[^\n]+") do
-      local ds, step, secs = line:match("^([^,]+),%d+,%d+,(.+),([%d.]+),%d+$")
-      if ds and ds ~= "dataset" then add(ds, step, secs) end
-    end
-  end
-  return ref
-end
-local REF = load_reference()
+local REF = B.load_reference()
 
 -- A copy of an AnnData (or plain table) deep enough that a step cannot touch the original.
-local function copy(ad)
-  if type(ad.copy) == "function" then return ad:copy() end
-  local t = {}
-  for k, v in pairs(ad) do
-    if type(v) == "table" and not T.is_sparse(v) and not T.is_tensor(v) then
-      local c = {}
-      for kk, vv in pairs(v) do c[kk] = vv end
-      t[k] = c
-    else
-      t[k] = v
-    end
-  end
-  return t
-end
+local copy = B.copy
 
 -- Best of `repeats` runs (at most `cap` when given) of fn(copy of state); returns best seconds
 -- and the last result.
