@@ -21,7 +21,12 @@ local function traceback(e)
 end
 
 -- xpcall during which Ctrl-C (SIGINT) raises "interrupted", also inside long C kernels.
+-- Scripts run under the incremental collector: lua5.4 starts scripts in generational mode,
+-- where a tensor that lives across a few collections (a per-epoch permutation, say) is
+-- promoted and reclaimed only when memory doubles, so a training loop's resident memory
+-- would creep; tensor storage is collector-visible, so incremental pacing keeps it flat.
 local function guarded(f, msgh, ...)
+  collectgarbage("incremental")
   local ok, core = pcall(require, "velua.core")
   if ok and core.interrupt_call then return core.interrupt_call(f, msgh, ...) end
   return xpcall(f, msgh, ...)
