@@ -112,7 +112,7 @@ function M.run(opts)
   say("velocity graph: %d positive, %d negative correlations (%.0f per cell)",
     ad.obsp.velocity_graph:nnz(), ad.obsp.velocity_graph_neg:nnz(),
     (ad.obsp.velocity_graph:nnz() + ad.obsp.velocity_graph_neg:nnz()) / ad.n_obs)
-  say("velocity confidence: mean %.3f, median-free sd %.3f", conf:mean():item(), conf:std():item())
+  say("velocity confidence: mean %.3f, sd %.3f", conf:mean():item(), conf:std():item())
   say("ground truth: mean cosine(velocity, true velocity) over velocity genes %.3f", cos)
   say("ground truth: Spearman correlation of fitted and true degradation rates gamma %.3f", spearman)
   say("total %.1f s; plots: %s", velua.now() - t_all, table.concat(plots, ", "))
