@@ -93,15 +93,24 @@ static void gemm_part(int64_t lo, int64_t hi, int chunk, void *vp) {
 /* Below this many multiply-adds a GEMM runs on the calling thread alone. */
 #define GEMM_PARALLEL_MIN ((int64_t)1 << 20)
 
-static void gemm_run(vl_ctx *ctx, const gemm_job *j) {
-  int64_t len = j->by_rows ? j->m : j->n;
+int vl_blas_single_begin(void) {
   int saved = openblas_get_num_threads();
   if (saved != 1) openblas_set_num_threads(1);
+  return saved;
+}
+
+void vl_blas_single_end(int saved) {
+  if (saved != 1) openblas_set_num_threads(saved);
+}
+
+static void gemm_run(vl_ctx *ctx, const gemm_job *j) {
+  int64_t len = j->by_rows ? j->m : j->n;
+  int saved = vl_blas_single_begin();
   if (ctx && ctx->num_threads > 1 && j->m * j->n * j->k >= GEMM_PARALLEL_MIN && len >= 32)
     vl_parallel_for(ctx, len, 16, gemm_part, (void *)j);
   else
     gemm_part(0, len, 0, (void *)j);
-  if (saved != 1) openblas_set_num_threads(saved);
+  vl_blas_single_end(saved);
 }
 
 /* One 2-d product c = a b + beta c; a and b are [m,k] and [k,n] views (ndim 2); beta is 0 or 1. */

@@ -20,4 +20,10 @@ vl_status vl_matmul(vl_ctx *ctx, const vl_tensor *a, const vl_tensor *b, const v
 vl_status vl_linear(vl_ctx *ctx, const vl_tensor *x, const vl_tensor *w, const vl_tensor *bias,
                     const vl_tensor *out, vl_error *err);
 
+/* OpenBLAS single-threaded for a while: for BLAS/LAPACK calls made from inside our own pool
+ * (or where OpenBLAS's spinning workers would fight it). Returns the thread count to restore
+ * with vl_blas_single_end. OpenBLAS's thread count is process-wide. */
+int vl_blas_single_begin(void);
+void vl_blas_single_end(int saved);
+
 #endif

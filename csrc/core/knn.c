@@ -1,6 +1,8 @@
 /* Exact and approximate k-nearest neighbours (see knn.h). */
 #include "knn.h"
 
+#include "blas.h"
+
 /* results must not depend on whether the CPU has FMA */
 #pragma GCC optimize("fp-contract=off")
 
@@ -188,16 +190,6 @@ static vl_status check_out(const vl_tensor *t, vl_dtype dt, int64_t m, int64_t k
     return vl_fail(err, VL_ERR_SHAPE, "knn: %s must be a contiguous [%lld, %lld] %s tensor",
                    what, (long long)m, (long long)k, vl_dtype_name(dt));
   return VL_OK;
-}
-
-/* OpenBLAS runs single-threaded inside our pool (one GEMM per query block); restored after. */
-static int blas_single_begin(void) {
-  int saved = openblas_get_num_threads();
-  if (saved != 1) openblas_set_num_threads(1);
-  return saved;
-}
-static void blas_single_end(int saved) {
-  if (saved != 1) openblas_set_num_threads(saved);
 }
 
 /* ---------- exact search ---------- */
@@ -458,13 +450,13 @@ vl_status vl_knn_exact(vl_ctx *ctx, const vl_tensor *ref, const vl_tensor *query
   j.xn = xn;
   j.qn = query ? qnorm : xn;
   atomic_init(&j.failed, 0);
-  int saved = blas_single_begin();
+  int saved = vl_blas_single_begin();
   /* query blocks of QB, smaller for small data so that both threads get work (the blocks
    * change only how the queries are grouped, never a result) */
   int64_t qb = (m + 7) / 8;
   qb = qb < 32 ? 32 : qb > QB ? QB : qb;
   vl_parallel_blocks(ctx, m, qb, exact_block, &j);
-  blas_single_end(saved);
+  vl_blas_single_end(saved);
   if (atomic_load(&j.failed)) goto fail;
   st = VL_OK;
   goto out;

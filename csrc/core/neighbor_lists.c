@@ -55,7 +55,7 @@ vl_status vl_neighbor_lists(const vl_csr *d, int64_t k, int64_t *out, vl_error *
 }
 
 typedef struct {
-  int64_t n, k, depth, include_self;
+  int64_t n, k, depth;
   const int64_t *nbr;
   int64_t *counts;
   const int64_t *indptr;
@@ -87,12 +87,6 @@ static int64_t expand(const rec_job *J, int64_t i, int64_t *buf, int64_t *stamp)
     start = end; /* only the newly reached cells expand at the next level */
   }
   qsort(buf, (size_t)m, sizeof *buf, cmp_i64);
-  if (!J->include_self) {
-    int64_t w = 0;
-    for (int64_t p = 0; p < m; p++)
-      if (buf[p] != i) buf[w++] = buf[p];
-    m = w;
-  }
   return m;
 }
 
@@ -112,7 +106,7 @@ static void rec_body(int64_t lo, int64_t hi, int chunk, void *arg) {
 }
 
 vl_status vl_recursive_neighbors(vl_ctx *ctx, int64_t n, int64_t k, const int64_t *nbr, int depth,
-                                 int include_self, int64_t *counts, const int64_t *indptr,
+                                 int64_t *counts, const int64_t *indptr,
                                  int64_t *indices, vl_error *err) {
   if (depth < 0 || depth > 8)
     return vl_fail(err, VL_ERR_VALUE, "recursion depth must be in 0..8, got %d", depth);
@@ -120,7 +114,7 @@ vl_status vl_recursive_neighbors(vl_ctx *ctx, int64_t n, int64_t k, const int64_
     if (nbr[p] < -1 || nbr[p] >= n)
       return vl_fail(err, VL_ERR_INDEX, "neighbour index %lld out of range at row %lld",
                      (long long)nbr[p], (long long)(p / (k ? k : 1)));
-  rec_job J = {n, k, depth, include_self, nbr, counts, indptr, indices, 0};
+  rec_job J = {n, k, depth, nbr, counts, indptr, indices, 0};
   vl_status st = vl_parallel_blocks(ctx, n, 4096, rec_body, &J);
   if (st != VL_OK) return vl_fail(err, st, "interrupted");
   if (J.failed) return vl_fail(err, VL_ERR_NOMEM, "cannot allocate neighbour sets");

@@ -20,9 +20,9 @@ vl_status vl_neighbor_lists(const vl_csr *d, int64_t k, int64_t *out, vl_error *
 /* Recursive neighbourhoods: row i is the sorted set {i} u N(i) u N(N(i)) ... with `depth`
  * expansions of the lists nbr [n, k] (-1 entries ignored). Two passes: with indices == NULL
  * fills counts (n entries, set sizes); otherwise writes the sets into indices at the offsets
- * indptr (n + 1, indptr[0] = 0, from the counts). include_self = 0 drops i from its own set. */
+ * indptr (n + 1, indptr[0] = 0, from the counts). */
 vl_status vl_recursive_neighbors(vl_ctx *ctx, int64_t n, int64_t k, const int64_t *nbr, int depth,
-                                 int include_self, int64_t *counts, const int64_t *indptr,
+                                 int64_t *counts, const int64_t *indptr,
                                  int64_t *indices, vl_error *err);
 
 #endif

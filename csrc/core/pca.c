@@ -1,6 +1,8 @@
 /* Exact mean-centred PCA through the Gram matrix (see pca.h). */
 #include "pca.h"
 
+#include "blas.h"
+
 #include "memory.h"
 
 #include <cblas.h>
@@ -125,16 +127,6 @@ static void *scratch(size_t nbytes, bool zero) {
 
 /* ---------- top eigenpairs of the Gram matrix ---------- */
 
-/* BLAS and LAPACK single-threaded for a while (see the callers). */
-static int blas_single_begin(void) {
-  int saved = openblas_get_num_threads();
-  if (saved != 1) openblas_set_num_threads(1);
-  return saved;
-}
-static void blas_single_end(int saved) {
-  if (saved != 1) openblas_set_num_threads(saved);
-}
-
 /* The k largest eigenpairs of the symmetric m x m matrix G (lower triangle, column-major; G
  * is overwritten) by LAPACK dsyevr: w[0..k) ascending, z column j (m x k, column-major) the
  * eigenvector of w[j]. Single-threaded: the tridiagonal reduction is a long series of small
@@ -160,10 +152,10 @@ static vl_status exact_top(double *G, int64_t m, int64_t k, double *w, double *z
   work = malloc(sizeof(double) * (size_t)lwork);
   iwork = malloc(sizeof(int) * (size_t)liwork);
   if (!work || !iwork) goto nomem;
-  int saved = blas_single_begin();
+  int saved = vl_blas_single_begin();
   dsyevr_("V", "I", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &found, wall, z, &N, isuppz,
           work, &lwork, iwork, &liwork, &info, 1, 1, 1);
-  blas_single_end(saved);
+  vl_blas_single_end(saved);
   if (info != 0 || found != (int)k) {
     st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevr failed (info %d, %d of %lld "
                  "eigenpairs)", info, found, (long long)k);
@@ -198,9 +190,9 @@ static int fast_top_body(const double *G, int64_t m, int64_t k, double *w, doubl
 /* Single-threaded BLAS and LAPACK throughout: the products here are small (order x b), and
  * OpenBLAS's threads cost more in hand-offs than they save (see exact_top). */
 static int fast_top(const double *G, int64_t m, int64_t k, double *w, double *z) {
-  int saved = blas_single_begin();
+  int saved = vl_blas_single_begin();
   int ok = fast_top_body(G, m, k, w, z);
-  blas_single_end(saved);
+  vl_blas_single_end(saved);
   return ok;
 }
 

@@ -78,29 +78,6 @@ static int l_neighbor_lists(lua_State *L) {
   return 1;
 }
 
-/* recursive_neighbors(nbr [n, k], depth [, include_self=true]) -> indptr, indices (0-based) */
-static int l_recursive_neighbors(lua_State *L) {
-  vlua_tensor *t = arg_array(L, "recursive_neighbors", 1, "neighbors", 2, VL_I64);
-  int64_t n = t->t.shape[0], k;
-  int depth = (int)vlua_checkint_range(L, 2, "depth", 0, 8);
-  int self = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
-  lua_settop(L, 3);
-  const int64_t *nbr = arg_neighbors(L, "recursive_neighbors", 1, n, &k); /* stack 4 */
-  vlua_tensor *ip = new_vec(L, VL_I64, n + 1);                            /* stack 5 */
-  int64_t *indptr = (int64_t *)ip->t.data;
-  vl_error err;
-  vlua_check_status(L, "recursive_neighbors",
-                    vl_recursive_neighbors(vlua_ctx(L), n, k, nbr, depth, self, indptr + 1,
-                                           NULL, NULL, &err), &err);
-  indptr[0] = 0;
-  for (int64_t i = 0; i < n; i++) indptr[i + 1] += indptr[i];
-  vlua_tensor *ix = new_vec(L, VL_I64, indptr[n]);
-  vlua_check_status(L, "recursive_neighbors",
-                    vl_recursive_neighbors(vlua_ctx(L), n, k, nbr, depth, self, NULL, indptr,
-                                           (int64_t *)ix->t.data, &err), &err);
-  return 2;
-}
-
 /* ---------- fits ---------- */
 
 static vlua_tensor *arg_matrix_f32(lua_State *L, const char *fname, int arg, const char *name,
@@ -189,13 +166,13 @@ static int l_velocity_graph(lua_State *L) {
   vl_error err;
   vlua_tensor *ip = new_vec(L, VL_I64, n + 1); /* 7 */
   int64_t *indptr = (int64_t *)ip->t.data;
-  vlua_check_status(L, fn, vl_recursive_neighbors(ctx, n, k, nbr, depth, 1, indptr + 1, NULL,
+  vlua_check_status(L, fn, vl_recursive_neighbors(ctx, n, k, nbr, depth, indptr + 1, NULL,
                                                   NULL, &err), &err);
   indptr[0] = 0;
   for (int64_t i = 0; i < n; i++) indptr[i + 1] += indptr[i];
   int64_t nnz = indptr[n];
   vlua_tensor *ix = new_vec(L, VL_I64, nnz); /* 8 */
-  vlua_check_status(L, fn, vl_recursive_neighbors(ctx, n, k, nbr, depth, 1, NULL, indptr,
+  vlua_check_status(L, fn, vl_recursive_neighbors(ctx, n, k, nbr, depth, NULL, indptr,
                                                   (int64_t *)ix->t.data, &err), &err);
   vlua_tensor *vals = new_vec(L, VL_F32, nnz); /* 9 */
   vlua_check_status(L, fn, vl_velocity_correlations(ctx, n, g, (const float *)X->t.data,
@@ -387,7 +364,7 @@ static int l_keep(lua_State *L) {
 
 void vlua_register_velocity(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"neighbor_lists", l_neighbor_lists}, {"recursive_neighbors", l_recursive_neighbors},
+    {"neighbor_lists", l_neighbor_lists},
     {"velocity_fit_deterministic", l_fit_det}, {"velocity_fit_stochastic", l_fit_sto},
     {"percentile_f32", l_percentile_f32}, {"velocity_graph", l_velocity_graph},
     {"velocity_confidence", l_velocity_confidence}, {"transition_kernel", l_transition_kernel},

@@ -83,11 +83,8 @@ function M.drop_nan_genes(fname, ad, V, mask, vname)
   return mask
 end
 
-function M.which(mask)
-  local out = {}
-  for j = 1, #mask do if mask[j] then out[#out + 1] = j end end
-  return out
-end
+-- Indices 1..n where the Lua array of booleans is true.
+M.which = pputil.which
 
 -- Columns idx of a dense matrix, contiguous (all columns when idx covers them in order).
 function M.columns(m, idx)
@@ -116,11 +113,6 @@ function M.neighbor_lists(fname, ad, n_neighbors)
   end
   local k = n_neighbors and math.min(kmin, n_neighbors) or kmin
   return core.neighbor_lists(ip, D:indices(), D:values(), sh[1], sh[2], k)
-end
-
-function M.csr_parts(s)
-  local sh = s:shape()
-  return s:indptr(), s:indices(), s:values(), sh[1], sh[2]
 end
 
 -- Sets ad.uns[key] to a table (creating it) and returns it.

@@ -36,9 +36,9 @@ function M.compute(ad, opts, fname)
   mask = util.drop_nan_genes(fname, ad, V, mask, vkey)
   local idx = util.which(mask)
   if #idx == 0 then error(fname .. ": no genes left (no velocity genes without NaN)", 3) end
-  local bad = X:index(2, idx):ne(X:index(2, idx)):sum():item()
-  if bad > 0 then error(string.format("%s: layers.%s holds %d NaN values", fname, xkey, bad), 3) end
   X, V = util.columns(X, idx), util.columns(V, idx)
+  local bad = X:ne(X):sum():item()
+  if bad > 0 then error(string.format("%s: layers.%s holds %d NaN values", fname, xkey, bad), 3) end
   local sq = o.sqrt_transform
   if sq == nil then
     local p = ad.uns[vkey .. "_params"]
