@@ -19,7 +19,8 @@ io.stdout:setvbuf("line")
 
 -- Runs `body` (Lua source after PRELUDE) in a child process, sends SIGINT `delay` seconds after
 -- it calls started(), and returns its output and exit status. (timeout passes the SIGINT on to
--- lua5.4 and ends a child that ignores it.)
+-- lua5.4 and ends a child that ignores it; --foreground: only to lua5.4, not a second time to the
+-- process group, which would kill lua5.4 once its own handler has reset SIGINT to the default.)
 local function run_child(body, delay)
   local dir = os.tmpname()
   os.remove(dir)
@@ -29,7 +30,7 @@ local function run_child(body, delay)
   f:close()
   local sh = string.format([[
 cd %s
-timeout 60 lua5.4 child.lua marker > out 2>&1 &
+timeout --foreground 60 lua5.4 child.lua marker > out 2>&1 &
 pid=$!
 i=0
 while [ ! -e marker ] && [ $i -lt 600 ] && kill -0 $pid 2>/dev/null; do sleep 0.05; i=$((i+1)); done
