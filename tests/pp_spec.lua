@@ -343,8 +343,10 @@ describe("pp on plain tables and small inputs", function()
   it("pca returns a valid decomposition when the top eigenvalues are equal", function()
     -- 300 cells in 10 groups, 400 genes in 10 blocks, X = 1 where group and block match: the
     -- centred Gram matrix has 9 equal non-zero eigenvalues, so its top eigenvectors are not
-    -- unique and the f32-start path cannot pass its check (it falls back to dsyevr). Checked
-    -- here by what any valid answer satisfies.
+    -- unique, and a Lanczos run with blocks of 4 vectors can miss copies of a 9-fold eigenvalue
+    -- (its check on the complement then falls back to dsyevr). Checked here by what any valid
+    -- answer satisfies. The Gram matrix is summed from f32 products (slices of 256), so the
+    -- variances are exact to about 2e-6 here (sums of many equal terms round alike).
     local n, g = 300, 400
     local rows = {}
     for i = 1, n do
@@ -368,7 +370,7 @@ describe("pp on plain tables and small inputs", function()
         local var = ad.uns.pca.variance:totable()
         local total = (Xc * Xc):sum():item() / (n - 1)
         for c = 1, k do
-          assert.is_true(math.abs(var[c] - total / 9) < 1e-9 * total, "variance " .. c)
+          assert.is_true(math.abs(var[c] - total / 9) < 1e-6 * total, "variance " .. c)
         end
       end
     end

@@ -1,14 +1,23 @@
-/* Exact mean-centred PCA through the Gram matrix (see pca.h). */
+/* Mean-centred PCA through the Gram matrix and block Lanczos (see pca.h). */
 #include "pca.h"
 
 #include "blas.h"
-
 #include "memory.h"
+#include "random.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The VL_CLONES kernels may use FMA in their AVX2 build, so the last bits of a PCA depend on
+ * the CPU, as those of OpenBLAS's kernels do; never on the thread count. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define VL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define VL_CLONES
+#endif
 
 /* LAPACK from OpenBLAS (Fortran calling convention, hidden string lengths last). */
 extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n,
@@ -17,20 +26,12 @@ extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const
                     const int *ldz, int *isuppz, double *work, const int *lwork, int *iwork,
                     const int *liwork, int *info, size_t, size_t, size_t);
 
-extern void ssyevr_(const char *jobz, const char *range, const char *uplo, const int *n,
-                    float *a, const int *lda, const float *vl, const float *vu, const int *il,
-                    const int *iu, const float *abstol, int *m, float *w, float *z,
-                    const int *ldz, int *isuppz, float *work, const int *lwork, int *iwork,
-                    const int *liwork, int *info, size_t, size_t, size_t);
-extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
-                   double *w, double *work, const int *lwork, int *info, size_t, size_t);
-extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t);
-
 typedef struct {
   const vl_csr *sp;
   const vl_tensor *dense;
   int64_t n, g;
   const double *mean;
+  bool f64; /* f64 values: everything in double (else f32 products, see pca.h) */
 } matrix;
 
 static inline double dense_at(const vl_tensor *t, int64_t i, int64_t j) {
@@ -41,46 +42,123 @@ static inline double sp_val(const vl_csr *a, int64_t p) {
   return a->dtype == VL_F32 ? (double)((const float *)a->values)[p]
                             : ((const double *)a->values)[p];
 }
+/* row i of a dense f32 X with unit column stride, else NULL */
+static inline const float *f32_row(const vl_tensor *t, int64_t i) {
+  if (t->dtype != VL_F32 || t->stride[1] != 1) return NULL;
+  return (const float *)t->data + i * t->stride[0];
+}
 
-/* out[(i - r0) * (c1 - c0) + (j - c0)] = X[i, j] - mean[j] for rows [r0, r1), cols [c0, c1). */
+/* A scratch buffer; large ones are 2 MB aligned and backed by huge pages where the system
+ * allows it: first-touch page faults on a fresh 10 MB buffer cost more than the arithmetic
+ * done in it on some virtual machines. Freed with free(). */
+static void *scratch(size_t nbytes) {
+  const size_t huge = (size_t)2 << 20;
+  void *p = NULL;
+  if (nbytes >= huge) {
+    size_t rounded = (nbytes + huge - 1) / huge * huge;
+    p = aligned_alloc(huge, rounded);
+    if (p) vl_advise_huge_pages(p, rounded);
+  } else {
+    p = malloc(nbytes > 0 ? nbytes : 1);
+  }
+  return p;
+}
+
+/* ---------- centred blocks of X (f32, or double for f64 data) ---------- */
+
+/* out[(i - r0) * ld + (j - c0)] = X[i, j] - mean[j] for rows r0 + [lo, hi) and columns
+ * [c0, c1), rounded to f32 unless x->f64 (then out is double). */
 typedef struct {
   const matrix *x;
-  int64_t r0, c0, c1;
-  double *out;
+  int64_t r0, c0, c1, ld;
+  void *out;
 } block_job;
 
-/* rows r0 + [lo, hi) */
-static void fill_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
-  const block_job *b = arg;
+static void fill_block(const block_job *b, int64_t lo, int64_t hi) {
   const matrix *x = b->x;
   const int64_t w = b->c1 - b->c0;
+  const double *mean = x->mean + b->c0;
+  if (x->f64) {
+    for (int64_t i = b->r0 + lo; i < b->r0 + hi; i++) {
+      double *o = (double *)b->out + (i - b->r0) * b->ld;
+      if (x->sp) {
+        for (int64_t j = 0; j < w; j++) o[j] = -mean[j];
+        for (int64_t p = x->sp->indptr[i]; p < x->sp->indptr[i + 1]; p++) {
+          int64_t j = x->sp->indices[p] - b->c0;
+          if (j >= 0 && j < w) o[j] = sp_val(x->sp, p) - mean[j];
+        }
+      } else {
+        for (int64_t j = 0; j < w; j++) o[j] = dense_at(x->dense, i, b->c0 + j) - mean[j];
+      }
+    }
+    return;
+  }
   for (int64_t i = b->r0 + lo; i < b->r0 + hi; i++) {
-    double *o = b->out + (i - b->r0) * w;
+    float *o = (float *)b->out + (i - b->r0) * b->ld;
     if (x->sp) {
-      for (int64_t j = 0; j < w; j++) o[j] = -x->mean[b->c0 + j];
+      for (int64_t j = 0; j < w; j++) o[j] = (float)-mean[j];
       for (int64_t p = x->sp->indptr[i]; p < x->sp->indptr[i + 1]; p++) {
-        int64_t j = x->sp->indices[p];
-        if (j >= b->c0 && j < b->c1) o[j - b->c0] += sp_val(x->sp, p);
+        int64_t j = x->sp->indices[p] - b->c0;
+        if (j >= 0 && j < w) o[j] = (float)(sp_val(x->sp, p) - mean[j]);
       }
     } else {
-      for (int64_t j = 0; j < w; j++) o[j] = dense_at(x->dense, i, b->c0 + j) - x->mean[b->c0 + j];
+      const float *row = f32_row(x->dense, i);
+      if (row) {
+        row += b->c0;
+        for (int64_t j = 0; j < w; j++) o[j] = (float)((double)row[j] - mean[j]);
+      } else {
+        for (int64_t j = 0; j < w; j++) o[j] = (float)(dense_at(x->dense, i, b->c0 + j) - mean[j]);
+      }
     }
   }
 }
 
-/* Column means and the total variance (denominator n - 1). */
-static void column_stats(const matrix *x, double *mean, double *total_var) {
+static void fill_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
+  (void)chunk;
+  fill_block(arg, lo, hi);
+}
+
+/* ---------- column means and total variance ---------- */
+
+enum { STAT_ROWS = 512 };
+
+/* per block of STAT_ROWS rows: column sums (mean == NULL) or sums of squared deviations */
+typedef struct {
+  const matrix *x;
+  const double *mean;
+  double *part; /* nblocks x g */
+} stats_job;
+
+static void stats_block(int64_t lo, int64_t hi, int chunk, void *arg) {
+  const stats_job *j = arg;
+  const int64_t g = j->x->g;
+  double *acc = j->part + (int64_t)chunk * g;
+  memset(acc, 0, sizeof(double) * (size_t)g);
+  for (int64_t i = lo; i < hi; i++) {
+    const float *row = f32_row(j->x->dense, i);
+    if (j->mean) {
+      for (int64_t c = 0; c < g; c++) {
+        double d = (row ? (double)row[c] : dense_at(j->x->dense, i, c)) - j->mean[c];
+        acc[c] += d * d;
+      }
+    } else if (row) {
+      for (int64_t c = 0; c < g; c++) acc[c] += row[c];
+    } else {
+      for (int64_t c = 0; c < g; c++) acc[c] += dense_at(j->x->dense, i, c);
+    }
+  }
+}
+
+/* Column means and the total variance (denominator n - 1); dense X in fixed row blocks summed
+ * in block order (the same on any thread count). */
+static vl_status column_stats(vl_ctx *ctx, const matrix *x, double *mean, double *total_var) {
   const int64_t n = x->n, g = x->g;
   memset(mean, 0, sizeof(double) * (size_t)g);
+  *total_var = NAN;
   if (x->sp) {
     for (int64_t p = 0; p < x->sp->nnz; p++) mean[x->sp->indices[p]] += sp_val(x->sp, p);
-  } else {
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < g; j++) mean[j] += dense_at(x->dense, i, j);
-  }
-  for (int64_t j = 0; j < g; j++) mean[j] /= (double)n;
-  double tv = 0;
-  if (x->sp) {
+    for (int64_t j = 0; j < g; j++) mean[j] /= (double)n;
+    double tv = 0;
     double *ss = calloc((size_t)g, sizeof(double));
     int64_t *cnt = calloc((size_t)g, sizeof(int64_t));
     if (ss && cnt) {
@@ -91,38 +169,170 @@ static void column_stats(const matrix *x, double *mean, double *total_var) {
         cnt[j]++;
       }
       for (int64_t j = 0; j < g; j++) tv += ss[j] + (double)(n - cnt[j]) * mean[j] * mean[j];
-    } else {
-      tv = NAN;
+      *total_var = n > 1 ? tv / (double)(n - 1) : 0;
     }
     free(ss);
     free(cnt);
-  } else {
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < g; j++) {
-        double d = dense_at(x->dense, i, j) - mean[j];
-        tv += d * d;
-      }
+    return ss && cnt ? VL_OK : VL_ERR_NOMEM;
   }
-  *total_var = n > 1 ? tv / (double)(n - 1) : 0;
+  const int64_t nb = (n + STAT_ROWS - 1) / STAT_ROWS;
+  double *part = malloc(sizeof(double) * (size_t)(nb * g));
+  if (!part) return VL_ERR_NOMEM;
+  stats_job job = {x, NULL, part};
+  vl_status st = vl_parallel_blocks(ctx, n, STAT_ROWS, stats_block, &job);
+  if (st == VL_OK) {
+    for (int64_t b = 0; b < nb; b++)
+      for (int64_t j = 0; j < g; j++) mean[j] += part[b * g + j];
+    for (int64_t j = 0; j < g; j++) mean[j] /= (double)n;
+    job.mean = mean;
+    st = vl_parallel_blocks(ctx, n, STAT_ROWS, stats_block, &job);
+  }
+  if (st == VL_OK) {
+    double tv = 0;
+    for (int64_t b = 0; b < nb; b++)
+      for (int64_t j = 0; j < g; j++) tv += part[b * g + j];
+    *total_var = n > 1 ? tv / (double)(n - 1) : 0;
+  }
+  free(part);
+  return st;
 }
 
-enum { BLOCK_BYTES = 32 << 20 };
+/* ---------- the Gram matrix ---------- */
 
-/* A scratch buffer; large ones are 2 MB aligned and backed by huge pages where the system
- * allows it: first-touch page faults on a fresh 10 MB buffer cost more than the arithmetic
- * done in it on some virtual machines. Freed with free(). */
-static void *scratch(size_t nbytes, bool zero) {
-  const size_t huge = (size_t)2 << 20;
-  void *p = NULL;
-  if (nbytes >= huge) {
-    size_t rounded = (nbytes + huge - 1) / huge * huge;
-    p = aligned_alloc(huge, rounded);
-    if (p) vl_advise_huge_pages(p, rounded);
-  } else {
-    p = malloc(nbytes > 0 ? nbytes : 1);
+/* G (m x m, row-major upper triangle, double) += the Gram matrix of an f32 block B: B^T B
+ * (trans: B is `inner` rows x m, row stride ld) or B B^T (B is m x `inner`, row stride ld).
+ * The triangle is cut into PANELS row panels of about equal work. A panel takes B in slices of
+ * GRAM_INNER rows (trans) or columns: per slice one SYRK (the panel's diagonal block) and one
+ * GEMM (the rest of its rows) into an f32 buffer, added to its part of G in double, which
+ * stays in cache over the slices. So every f32 sum runs over at most GRAM_INNER products, and
+ * the panels, not the thread count, decide who computes what: the same result on any number
+ * of threads. */
+enum { PANELS = 8, GRAM_INNER = 256 };
+
+typedef struct {
+  const void *B;
+  int64_t ld, inner, m;
+  bool trans;
+  bool f64;    /* B is double: DSYRK/DGEMM straight into G (no slices needed) */
+  bool assign; /* the first block: its first slice is stored, not added (G need not be zeroed) */
+  double *G;
+  const int64_t *bounds; /* PANELS + 1 row boundaries */
+  volatile int failed;
+} gram_job;
+
+static void gram_panel(int64_t lo, int64_t hi, int chunk, void *arg) {
+  (void)lo;
+  (void)hi;
+  gram_job *j = arg;
+  const int64_t a = j->bounds[chunk], b = j->bounds[chunk + 1], m = j->m, w = m - a;
+  if (a >= b || j->inner == 0) return;
+  if (j->f64) {
+    const double *B = j->B, beta = j->assign ? 0.0 : 1.0;
+    const blasint nr = (blasint)(b - a), K = (blasint)j->inner, ld = (blasint)j->ld,
+                  lg = (blasint)m;
+    double *Ga = j->G + a * m + a;
+    if (j->trans) {
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, nr, K, 1.0, B + a, ld, beta, Ga, lg);
+      if (b < m)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nr, (blasint)(m - b), K, 1.0, B + a,
+                    ld, B + b, ld, beta, Ga + (b - a), lg);
+    } else {
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, nr, K, 1.0, B + a * j->ld, ld, beta,
+                  Ga, lg);
+      if (b < m)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, (blasint)(m - b), K, 1.0,
+                    B + a * j->ld, ld, B + b * j->ld, ld, beta, Ga + (b - a), lg);
+    }
+    return;
   }
-  if (p && zero) memset(p, 0, nbytes);
-  return p;
+  float *P = malloc(sizeof(float) * (size_t)((b - a) * w)); /* rows [a, b), columns [a, m) */
+  if (!P) {
+    j->failed = 1;
+    return;
+  }
+  const blasint nr = (blasint)(b - a), ld = (blasint)j->ld;
+  for (int64_t s = 0; s < j->inner; s += GRAM_INNER) {
+    const blasint K = (blasint)(j->inner - s < GRAM_INNER ? j->inner - s : GRAM_INNER);
+    if (j->trans) {
+      const float *Bs = (const float *)j->B + s * j->ld;
+      cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, nr, K, 1.0f, Bs + a, ld, 0.0f, P,
+                  (blasint)w);
+      if (b < m)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nr, (blasint)(m - b), K, 1.0f,
+                    Bs + a, ld, Bs + b, ld, 0.0f, P + (b - a), (blasint)w);
+    } else {
+      const float *Bs = (const float *)j->B + s;
+      cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, nr, K, 1.0f, Bs + a * j->ld, ld,
+                  0.0f, P, (blasint)w);
+      if (b < m)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, (blasint)(m - b), K, 1.0f,
+                    Bs + a * j->ld, ld, Bs + b * j->ld, ld, 0.0f, P + (b - a), (blasint)w);
+    }
+    for (int64_t i = a; i < b; i++) {
+      double *gi = j->G + i * m;
+      const float *pi = P + (i - a) * w - a;
+      if (j->assign && s == 0)
+        for (int64_t c = i; c < m; c++) gi[c] = pi[c];
+      else
+        for (int64_t c = i; c < m; c++) gi[c] += pi[c];
+    }
+  }
+  free(P);
+}
+
+static vl_status gram_add(vl_ctx *ctx, gram_job *job, const void *B, int64_t inner) {
+  job->B = B;
+  job->inner = inner;
+  vl_status st = vl_parallel_blocks(ctx, PANELS, 1, gram_panel, job);
+  job->assign = false;
+  return st ? st : job->failed ? VL_ERR_NOMEM : VL_OK;
+}
+
+/* G (m x m; its upper triangle is written) = the Gram matrix of the centred X: by_rows X_c X_c^T from column
+ * blocks of cw columns (*keep: the last block, the whole X_c when cw == g), else X_c^T X_c from
+ * blocks of rows (*keep NULL). */
+static vl_status build_gram(vl_ctx *ctx, const matrix *x, bool by_rows, int64_t cw, double *G,
+                            void **keep) {
+  const int64_t n = x->n, g = x->g, m = by_rows ? n : g;
+  /* row panels of the upper triangle with about equal work (row i costs m - i) */
+  int64_t bounds[PANELS + 1];
+  for (int p = 0; p <= PANELS; p++) {
+    double f = 1.0 - sqrt(1.0 - (double)p / PANELS);
+    bounds[p] = p == PANELS ? m : (int64_t)(f * (double)m);
+  }
+  gram_job gj = {NULL, 0, 0, m, !by_rows, x->f64, true, G, bounds, 0};
+  vl_status st = VL_OK;
+  const size_t es = x->f64 ? sizeof(double) : sizeof(float);
+  char *B = NULL;
+  *keep = NULL;
+  if (by_rows) {
+    B = scratch(es * (size_t)(n * cw));
+    if (!B) return VL_ERR_NOMEM;
+    for (int64_t c0 = 0; c0 < g && !st; c0 += cw) {
+      int64_t c1 = c0 + cw < g ? c0 + cw : g;
+      block_job b = {x, 0, c0, c1, c1 - c0, B};
+      vl_parallel_for(ctx, n, 16, fill_rows, &b);
+      gj.ld = c1 - c0;
+      st = gram_add(ctx, &gj, B, c1 - c0);
+    }
+    if (!st) *keep = B;
+    else free(B);
+    return st;
+  }
+  int64_t rh = (((int64_t)8 << 20) / (int64_t)es / g) / GRAM_INNER * GRAM_INNER; /* ~8 MB */
+  if (rh < GRAM_INNER) rh = GRAM_INNER;
+  if (rh > n) rh = n;
+  B = scratch(es * (size_t)(rh * g));
+  if (!B) return VL_ERR_NOMEM;
+  gj.ld = g;
+  for (int64_t r0 = 0; r0 < n && !st; r0 += rh) {
+    int64_t r1 = r0 + rh < n ? r0 + rh : n;
+    block_job b = {x, r0, 0, g, g, B};
+    vl_parallel_for(ctx, r1 - r0, 16, fill_rows, &b);
+    st = gram_add(ctx, &gj, B, r1 - r0);
+  }
+  free(B);
+  return st;
 }
 
 /* ---------- top eigenpairs of the Gram matrix ---------- */
@@ -152,10 +362,8 @@ static vl_status exact_top(double *G, int64_t m, int64_t k, double *w, double *z
   work = malloc(sizeof(double) * (size_t)lwork);
   iwork = malloc(sizeof(int) * (size_t)liwork);
   if (!work || !iwork) goto nomem;
-  int saved = vl_blas_single_begin();
   dsyevr_("V", "I", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &found, wall, z, &N, isuppz,
           work, &lwork, iwork, &liwork, &info, 1, 1, 1);
-  vl_blas_single_end(saved);
   if (info != 0 || found != (int)k) {
     st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevr failed (info %d, %d of %lld "
                  "eigenpairs)", info, found, (long long)k);
@@ -174,145 +382,453 @@ out:
   return st;
 }
 
-/* The same by a single-precision start and a double-precision finish, about twice as fast:
- * LAPACK ssyevr on an f32 copy of G gives the top b = k + max(k, 16) eigenvectors; their span
- * is refined in double by subspace iteration on G itself (Rayleigh-Ritz: orthonormal basis V,
- * W = G V, eigenpairs of V^T W). Every one of the k pairs is then checked in double against G:
- * residual r = |G u - t u| over its distance d to the nearest other Ritz value; the
- * eigenvector's angle to the exact one is at most about r / d and the eigenvalue's error about
- * r^2 / d. Accepted when r <= ACCEPT * d for all k pairs (at most REFINE iterations).
- * Returns 1 when accepted (w, z as exact_top's), 0 when the caller must use exact_top. */
-enum { REFINE = 4 };
-static const double ACCEPT = 1e-3;
-
-static int fast_top_body(const double *G, int64_t m, int64_t k, double *w, double *z);
-
-/* Single-threaded BLAS and LAPACK throughout: the products here are small (order x b), and
- * OpenBLAS's threads cost more in hand-offs than they save (see exact_top). */
-static int fast_top(const double *G, int64_t m, int64_t k, double *w, double *z) {
-  int saved = vl_blas_single_begin();
-  int ok = fast_top_body(G, m, k, w, z);
-  vl_blas_single_end(saved);
-  return ok;
-}
-
-static int fast_top_body(const double *G, int64_t m, int64_t k, double *w, double *z) {
-  const int64_t b = k + (k > 16 ? k : 16);
-  int ok = 0;
-  float *Gf = malloc(sizeof(float) * (size_t)(m * m));
-  float *Zf = malloc(sizeof(float) * (size_t)(m * b));
-  float *wf = malloc(sizeof(float) * (size_t)m);
-  int *isuppz = malloc(sizeof(int) * (size_t)(2 * b));
-  double *V = malloc(sizeof(double) * (size_t)(m * b));
-  double *W = malloc(sizeof(double) * (size_t)(m * b));
-  double *U = malloc(sizeof(double) * (size_t)(m * b));
-  double *H = malloc(sizeof(double) * (size_t)(b * b));
-  double *th = malloc(sizeof(double) * (size_t)b);
-  float *work = NULL;
-  double *dwork = NULL;
+/* Top eigenpairs of a small symmetric matrix A (n x n, column-major, overwritten): the top
+ * `cnt` in ascending order in w, their vectors in z (n x cnt). Returns 0 on success. */
+static int small_top(double *A, int n, int cnt, double *w, double *z) {
+  int il = n - cnt + 1, iu = n, found = 0, info = 0, lwork = -1, liwork = -1, iwq = 0;
+  double vl = 0, vu = 0, abstol = 0, wq = 0;
+  int *isuppz = malloc(sizeof(int) * (size_t)(2 * cnt));
+  double *work = NULL;
   int *iwork = NULL;
-  if (!Gf || !Zf || !wf || !isuppz || !V || !W || !U || !H || !th) goto out;
-  for (int64_t t = 0; t < m * m; t++) Gf[t] = (float)G[t];
-  {
-    int N = (int)m, il = (int)(m - b + 1), iu = (int)m, found = 0, info = 0, lwork = -1,
-        liwork = -1, iwq = 0;
-    float vl = 0, vu = 0, abstol = 0, wq = 0;
-    ssyevr_("V", "I", "L", &N, Gf, &N, &vl, &vu, &il, &iu, &abstol, &found, wf, Zf, &N, isuppz,
-            &wq, &lwork, &iwq, &liwork, &info, 1, 1, 1);
-    if (info != 0) goto out;
+  int rc = -1;
+  if (!isuppz) return -1;
+  dsyevr_("V", "I", "L", &n, A, &n, &vl, &vu, &il, &iu, &abstol, &found, w, z, &n, isuppz, &wq,
+          &lwork, &iwq, &liwork, &info, 1, 1, 1);
+  if (info == 0) {
     lwork = (int)wq;
     liwork = iwq;
-    work = malloc(sizeof(float) * (size_t)lwork);
+    work = malloc(sizeof(double) * (size_t)lwork);
     iwork = malloc(sizeof(int) * (size_t)liwork);
-    if (!work || !iwork) goto out;
-    ssyevr_("V", "I", "L", &N, Gf, &N, &vl, &vu, &il, &iu, &abstol, &found, wf, Zf, &N, isuppz,
-            work, &lwork, iwork, &liwork, &info, 1, 1, 1);
-    if (info != 0 || found != (int)b) goto out;
-  }
-  for (int64_t t = 0; t < m * b; t++) V[t] = Zf[t];
-  {
-    int B = (int)b, lwork = -1, info = 0;
-    double wq = 0;
-    dsyev_("V", "L", &B, H, &B, th, &wq, &lwork, &info, 1, 1);
-    if (info != 0) goto out;
-    lwork = (int)wq;
-    dwork = malloc(sizeof(double) * (size_t)lwork);
-    if (!dwork) goto out;
-    for (int it = 0; it < REFINE && !ok; it++) {
-      /* V orthonormal (Cholesky QR: V R^-1 with R^T R = V^T V) */
-      cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, B, (int)m, 1.0, V, (int)m, 0.0, H, B);
-      dpotrf_("L", &B, H, &B, &info, 1);
-      if (info != 0) goto out;
-      cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)m, B,
-                  1.0, H, B, V, (int)m);
-      /* Rayleigh-Ritz: H = V^T G V, H = Y diag(th) Y^T, U = V Y, W = G U */
-      cblas_dsymm(CblasColMajor, CblasLeft, CblasLower, (int)m, B, 1.0, G, (int)m, V, (int)m,
-                  0.0, W, (int)m);
-      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, B, B, (int)m, 1.0, V, (int)m, W,
-                  (int)m, 0.0, H, B);
-      for (int64_t i = 0; i < b; i++)
-        for (int64_t j = 0; j < i; j++) H[j * b + i] = H[i * b + j] = 0.5 * (H[j * b + i] + H[i * b + j]);
-      dsyev_("V", "L", &B, H, &B, th, dwork, &lwork, &info, 1, 1);
-      if (info != 0) goto out;
-      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, B, B, 1.0, V, (int)m, H, B,
-                  0.0, U, (int)m);
-      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, B, B, 1.0, W, (int)m, H, B,
-                  0.0, V, (int)m); /* V = G U: the next iterate if this one fails */
-      ok = 1;
-      for (int64_t j = b - k; j < b; j++) {
-        double r = 0, d = INFINITY;
-        const double *u = U + j * m, *gu = V + j * m;
-        for (int64_t i = 0; i < m; i++) {
-          double e = gu[i] - th[j] * u[i];
-          r += e * e;
-        }
-        r = sqrt(r);
-        for (int64_t l = 0; l < b; l++)
-          if (l != j && fabs(th[j] - th[l]) < d) d = fabs(th[j] - th[l]);
-        if (!(r <= ACCEPT * d)) ok = 0;
-      }
+    if (work && iwork) {
+      dsyevr_("V", "I", "L", &n, A, &n, &vl, &vu, &il, &iu, &abstol, &found, w, z, &n, isuppz,
+              work, &lwork, iwork, &liwork, &info, 1, 1, 1);
+      if (info == 0 && found == cnt) rc = 0;
     }
   }
+  free(isuppz);
+  free(work);
+  free(iwork);
+  return rc;
+}
+
+/* Block Lanczos with full reorthogonalisation on the symmetric G (m x m, both triangles),
+ * optionally on the complement of the orthonormal columns of D (m x nd): the operator is then
+ * (I - D D^T) G (I - D D^T). Block size LB, at most `cap` basis vectors (a multiple of LB).
+ * Q holds the basis (m x (cap + LB)), W = op(Q) (m x cap), H = Q^T W (cap x cap, only the
+ * columns so far). The start block is fixed pseudo-random (philox), so results are
+ * reproducible; they do not depend on it beyond the checked accuracy. */
+enum { LB = 4 };
+
+typedef struct {
+  vl_ctx *ctx;
+  const float *G; /* the operator, rounded to f32 (half the memory traffic of a product) */
+  int64_t m;
+  const double *D;
+  int64_t nd;
+  int64_t cap;
+  double *Q, *W, *H, *C, *Dc, *Xt;
+} krylov;
+
+typedef struct {
+  const float *G;
+  const double *Xt; /* Xt: the block interleaved, m x LB row-major (32-byte aligned) */
+  double *Y;            /* m x LB column-major */
+  int64_t m;
+} rows_job;
+
+typedef double v4d __attribute__((vector_size(32)));
+
+/* Y = G X for rows [lo, hi) of Y: one pass over each row of G with the LB = 4 columns of X side
+ * by side in a vector (four partial sums, added in a fixed order) */
+VL_CLONES static void product_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
+  (void)chunk;
+  const rows_job *j = arg;
+  const int64_t m = j->m;
+  const v4d *x = (const v4d *)j->Xt;
+  for (int64_t i = lo; i < hi; i++) {
+    const float *gi = j->G + i * m;
+    v4d a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+    int64_t c = 0;
+    for (; c + 4 <= m; c += 4) {
+      a0 += (double)gi[c] * x[c];
+      a1 += (double)gi[c + 1] * x[c + 1];
+      a2 += (double)gi[c + 2] * x[c + 2];
+      a3 += (double)gi[c + 3] * x[c + 3];
+    }
+    for (; c < m; c++) a0 += (double)gi[c] * x[c];
+    v4d s = (a0 + a1) + (a2 + a3);
+    for (int t = 0; t < LB; t++) j->Y[t * m + i] = s[t];
+  }
+}
+
+typedef double v4u __attribute__((vector_size(32), aligned(8))); /* unaligned loads */
+
+/* C[t * ldc + i] = A[:, i] . Y[:, t] for the d columns of A (m x d) and the LB columns of Y
+ * (both column-major, leading dimension m): skinny products BLAS would pack A for */
+VL_CLONES static void skinny_tdot(const double *A, int64_t m, int64_t d, const double *Y,
+                                  double *C, int64_t ldc) {
+  for (int64_t i = 0; i < d; i++) {
+    const double *a = A + i * m;
+    v4d s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0;
+    int64_t r = 0;
+    for (; r + 4 <= m; r += 4) {
+      v4d av = *(const v4u *)(a + r);
+      s0 += av * *(const v4u *)(Y + r);
+      s1 += av * *(const v4u *)(Y + m + r);
+      s2 += av * *(const v4u *)(Y + 2 * m + r);
+      s3 += av * *(const v4u *)(Y + 3 * m + r);
+    }
+    double t0 = (s0[0] + s0[1]) + (s0[2] + s0[3]), t1 = (s1[0] + s1[1]) + (s1[2] + s1[3]),
+           t2 = (s2[0] + s2[1]) + (s2[2] + s2[3]), t3 = (s3[0] + s3[1]) + (s3[2] + s3[3]);
+    for (; r < m; r++) {
+      t0 += a[r] * Y[r];
+      t1 += a[r] * Y[m + r];
+      t2 += a[r] * Y[2 * m + r];
+      t3 += a[r] * Y[3 * m + r];
+    }
+    C[i] = t0;
+    C[ldc + i] = t1;
+    C[2 * ldc + i] = t2;
+    C[3 * ldc + i] = t3;
+  }
+}
+
+/* Y (m x LB) -= A C for A (m x d) and C (d x LB, leading dimension ldc), column-major */
+VL_CLONES static void skinny_sub(const double *A, int64_t m, int64_t d, const double *C,
+                                 int64_t ldc, double *Y) {
+  for (int64_t i = 0; i < d; i++) {
+    const double *a = A + i * m;
+    const double c0 = C[i], c1 = C[ldc + i], c2 = C[2 * ldc + i], c3 = C[3 * ldc + i];
+    int64_t r = 0;
+    for (; r + 4 <= m; r += 4) {
+      v4d av = *(const v4u *)(a + r);
+      *(v4u *)(Y + r) -= av * c0;
+      *(v4u *)(Y + m + r) -= av * c1;
+      *(v4u *)(Y + 2 * m + r) -= av * c2;
+      *(v4u *)(Y + 3 * m + r) -= av * c3;
+    }
+    for (; r < m; r++) {
+      Y[r] -= a[r] * c0;
+      Y[m + r] -= a[r] * c1;
+      Y[2 * m + r] -= a[r] * c2;
+      Y[3 * m + r] -= a[r] * c3;
+    }
+  }
+}
+
+/* x (m x LB) -= D (D^T x), twice */
+static void deflate(const krylov *kr, double *x) {
+  if (kr->nd == 0) return;
+  const blasint m = (blasint)kr->m, nd = (blasint)kr->nd;
+  for (int pass = 0; pass < 2; pass++) {
+    skinny_tdot(kr->D, m, nd, x, kr->Dc, nd);
+    skinny_sub(kr->D, m, nd, kr->Dc, nd, x);
+  }
+}
+
+/* Orthonormalises the LB columns of Y (m x LB) against Q[:, :d] and each other (classical
+ * Gram-Schmidt twice, then modified Gram-Schmidt twice within the block). A column that
+ * vanishes (an invariant subspace was found) is replaced by fresh noise made orthogonal too. */
+static void orthonormalize(const krylov *kr, int64_t d, double *Y, uint32_t stream, int passes) {
+  const int64_t m = kr->m;
+  double before[LB];
+  for (int attempt = 0; attempt < 3; attempt++) {
+    for (int c = 0; c < LB; c++) before[c] = cblas_dnrm2((blasint)m, Y + c * m, 1);
+    deflate(kr, Y);
+    if (d > 0)
+      for (int pass = 0; pass < (attempt == 0 ? passes : 2); pass++) {
+        skinny_tdot(kr->Q, m, d, Y, kr->C, d);
+        skinny_sub(kr->Q, m, d, kr->C, d, Y);
+      }
+    int redo = 0;
+    for (int c = 0; c < LB; c++) {
+      double *y = Y + c * m;
+      for (int pass = 0; pass < 2; pass++)
+        for (int p = 0; p < c; p++) {
+          double t = cblas_ddot((blasint)m, Y + p * m, 1, y, 1);
+          cblas_daxpy((blasint)m, -t, Y + p * m, 1, y, 1);
+        }
+      double nrm = cblas_dnrm2((blasint)m, y, 1);
+      if (!(nrm > 1e-10 * before[c]) || !(nrm > 0)) {
+        /* breakdown: a new random direction, orthogonalised in the next attempt */
+        const uint32_t key[2] = {0x70636121u, 0x6c616e63u};
+        for (int64_t i = 0; i < m; i += 4) {
+          uint32_t ctr[4] = {(uint32_t)i, (uint32_t)d, (uint32_t)c, stream + 7919u * (uint32_t)attempt},
+                   out[4];
+          vl_philox_block(ctr, key, out);
+          for (int t = 0; t < 4 && i + t < m; t++) y[i + t] = (double)out[t] * 0x1p-32 - 0.5;
+        }
+        redo = 1;
+      } else {
+        cblas_dscal((blasint)m, 1.0 / nrm, y, 1);
+      }
+    }
+    if (!redo) return;
+  }
+}
+
+/* Extends the basis by one block: W[:, d:d+LB] = op(Q[:, d:d+LB]), the new columns of H, and
+ * the next block Q[:, d+LB : d+2LB]. Returns the new size d + LB. */
+static vl_status krylov_step(krylov *kr, int64_t d, uint32_t stream) {
+  const int64_t m = kr->m, dn = d + LB;
+  double *Qj = kr->Q + d * m, *Wj = kr->W + d * m, *Y = kr->Q + dn * m;
+  for (int64_t i = 0; i < m; i++)
+    for (int t = 0; t < LB; t++) kr->Xt[i * LB + t] = Qj[t * m + i];
+  rows_job rj = {kr->G, kr->Xt, Wj, m};
+  vl_status st = vl_parallel_blocks(kr->ctx, m, (m + 3) / 4, product_rows, &rj);
+  if (st) return st;
+  deflate(kr, Wj);
+  /* H[:dn, d:dn] = Q[:, :dn]^T W_j, and its transpose */
+  skinny_tdot(kr->Q, m, dn, Wj, kr->C, dn);
+  for (int64_t c = 0; c < LB; c++)
+    for (int64_t i = 0; i < dn; i++) {
+      double v = kr->C[c * dn + i];
+      kr->H[(d + c) * kr->cap + i] = v;
+      kr->H[i * kr->cap + d + c] = v;
+    }
+  /* Y = W_j - Q C (the first Gram-Schmidt pass, with H's column), then one more pass */
+  memcpy(Y, Wj, sizeof(double) * (size_t)(m * LB));
+  skinny_sub(kr->Q, m, dn, kr->C, dn, Y);
+  orthonormalize(kr, dn, Y, stream, 1);
+  return VL_OK;
+}
+
+static void start_block(krylov *kr, uint32_t stream) {
+  memset(kr->Q, 0, sizeof(double) * (size_t)(kr->m * LB));
+  orthonormalize(kr, 0, kr->Q, stream, 2); /* zero columns: all replaced by noise */
+}
+
+/* Ritz pairs of the current basis Q[:, :d]: the top cnt values ascending in th, their vectors
+ * U = Q S and residuals R = W S - U diag(th) (both m x cnt). Returns 0 on success. */
+static int ritz(const krylov *kr, int64_t d, int64_t cnt, double *th, double *U, double *R,
+                double *A, double *S) {
+  for (int64_t c = 0; c < d; c++)
+    for (int64_t i = 0; i < d; i++)
+      A[c * d + i] = 0.5 * (kr->H[c * kr->cap + i] + kr->H[i * kr->cap + c]);
+  if (small_top(A, (int)d, (int)cnt, th, S) != 0) return -1;
+  const blasint m = (blasint)kr->m;
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, (blasint)cnt, (blasint)d, 1.0, kr->Q,
+              m, S, (blasint)d, 0.0, U, m);
+  if (R) {
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, (blasint)cnt, (blasint)d, 1.0,
+                kr->W, m, S, (blasint)d, 0.0, R, m);
+    for (int64_t c = 0; c < cnt; c++) cblas_daxpy(m, -th[c], U + c * m, 1, R + c * m, 1);
+  }
+  return 0;
+}
+
+static bool krylov_init(krylov *kr, vl_ctx *ctx, const float *G, int64_t m, const double *D,
+                        int64_t nd, int64_t cap) {
+  *kr = (krylov){ctx, G, m, D, nd, cap, NULL, NULL, NULL, NULL, NULL, NULL};
+  kr->Xt = aligned_alloc(32, sizeof(double) * (size_t)(m * LB));
+  kr->Q = malloc(sizeof(double) * (size_t)(m * (cap + LB)));
+  kr->W = malloc(sizeof(double) * (size_t)(m * cap));
+  kr->H = malloc(sizeof(double) * (size_t)(cap * cap));
+  kr->C = malloc(sizeof(double) * (size_t)((cap + LB) * LB));
+  kr->Dc = malloc(sizeof(double) * (size_t)((nd > 0 ? nd : 1) * LB));
+  return kr->Q && kr->W && kr->H && kr->C && kr->Dc && kr->Xt;
+}
+
+static void krylov_free(krylov *kr) {
+  free(kr->Q);
+  free(kr->W);
+  free(kr->H);
+  free(kr->C);
+  free(kr->Dc);
+  free(kr->Xt);
+}
+
+/* The pairs are accepted when every one of the k has residual ||G u - t u|| <= ACCEPT times
+ * its distance to the nearest other Ritz value (that ratio bounds the angle to the exact
+ * eigenvector; the eigenvalue's error is about its square times the gap). */
+static const double ACCEPT = 1e-3;
+enum { CHECK_STEPS = 6 }; /* blocks of the complement check */
+
+/* Largest eigenvalue estimate of G on the complement of the k columns of U: a short block
+ * Lanczos run (its Ritz values never exceed the true one). Negative on failure. */
+static double complement_top(vl_ctx *ctx, const float *G, int64_t m, const double *U, int64_t k,
+                             vl_status *st) {
+  krylov kr = {0};
+  const int64_t cap = CHECK_STEPS * LB;
+  double top = -1;
+  double th[1], *S = malloc(sizeof(double) * (size_t)cap), *A = malloc(sizeof(double) * (size_t)(cap * cap)),
+                *v = malloc(sizeof(double) * (size_t)m);
+  *st = VL_OK;
+  if (S && A && v && krylov_init(&kr, ctx, G, m, U, k, cap)) {
+    start_block(&kr, 0xc0u);
+    int64_t d = 0;
+    while (d < cap && *st == VL_OK) *st = krylov_step(&kr, d, 0xc0u), d += LB;
+    if (*st == VL_OK && ritz(&kr, d, 1, th, v, NULL, A, S) == 0) top = th[0];
+  } else {
+    *st = VL_ERR_NOMEM;
+  }
+  krylov_free(&kr);
+  free(S);
+  free(A);
+  free(v);
+  return top;
+}
+
+/* Top k eigenpairs of G (m x m, both triangles) by block Lanczos, checked (see ACCEPT) and then
+ * checked for a missed eigenvalue (a multiple one beyond the block size): the largest
+ * eigenvalue left on the complement of the accepted vectors must not exceed the k-th.
+ * Returns 1 with (w, z) as exact_top's, 0 when the caller must use exact_top. */
+static int lanczos_top(vl_ctx *ctx, const float *G, int64_t m, int64_t k, double *w, double *z,
+                       vl_status *st) {
+  int64_t cap = (int64_t)(0.6 * (double)m);
+  if (cap > 12 * k + 64) cap = 12 * k + 64;
+  cap = cap / LB * LB;
+  *st = VL_OK;
+  if (cap < 2 * k + 2 * LB) return 0;
+  krylov kr;
+  const int64_t cnt = k + 1;
+  double *th = malloc(sizeof(double) * (size_t)cnt);
+  double *U = malloc(sizeof(double) * (size_t)(m * cnt));
+  double *R = malloc(sizeof(double) * (size_t)(m * cnt));
+  double *A = malloc(sizeof(double) * (size_t)(cap * cap));
+  double *S = malloc(sizeof(double) * (size_t)(cap * cnt));
+  int ok = 0;
+  if (!krylov_init(&kr, ctx, G, m, NULL, 0, cap) || !th || !U || !R || !A || !S) {
+    *st = VL_ERR_NOMEM;
+    goto out;
+  }
+  start_block(&kr, 1);
+  /* Checks cost a small eigenproblem each: the first after 4k vectors, the next where the
+   * worst ratio q = r / (ACCEPT gap) extrapolates to 1 (log q falls about linearly with the
+   * basis size), at least LB and at most 2 * every further on */
+  int64_t d = 0, next_check = 4 * k > 2 * k + 2 * LB ? 4 * k : 2 * k + 2 * LB, prev_d = 0;
+  const int64_t every = k > 16 ? k : 16;
+  double prev_q = 0;
+  while (!ok && d < cap) {
+    *st = krylov_step(&kr, d, 1);
+    if (*st) goto out;
+    d += LB;
+    if (d < next_check && d < cap) continue;
+    if (ritz(&kr, d, cnt, th, U, R, A, S) != 0) goto out;
+    double q = 0;
+    for (int64_t c = 1; c < cnt; c++) {
+      double gap = th[c] - th[c - 1];
+      if (c + 1 < cnt && th[c + 1] - th[c] < gap) gap = th[c + 1] - th[c];
+      double r = cblas_dnrm2((blasint)m, R + c * m, 1) / (ACCEPT * gap);
+      if (!(r <= q)) q = r; /* NaN too */
+    }
+    ok = q <= 1;
+    if (ok) {
+      /* th[1..k] ascending are the top k; U's column 0 is the (k+1)-th. Converged pairs need
+       * not be the top ones yet (one may still be forming): continue while the complement
+       * holds a larger eigenvalue */
+      double rest = complement_top(ctx, G, m, U + m, k, st);
+      if (*st) goto out;
+      ok = rest >= 0 && rest <= th[1] + 1e-10 * fabs(th[cnt - 1]);
+      if (!ok) q = 2; /* no extrapolation from here */
+    }
+    int64_t step = every;
+    if (!ok && prev_d > 0 && q < prev_q && q > 0) {
+      double need = (double)(d - prev_d) * log(q) / log(prev_q / q); /* more vectors */
+      step = (int64_t)ceil(1.1 * need) + LB;
+      if (step > 2 * every) step = 2 * every;
+    }
+    if (step < LB) step = LB;
+    prev_d = d;
+    prev_q = q;
+    next_check = d + step;
+  }
   if (ok) {
-    memcpy(w, th + (b - k), sizeof(double) * (size_t)k);
-    memcpy(z, U + (b - k) * m, sizeof(double) * (size_t)(m * k));
+    memcpy(w, th + 1, sizeof(double) * (size_t)k);
+    memcpy(z, U + m, sizeof(double) * (size_t)(m * k));
   }
 out:
-  free(Gf);
-  free(Zf);
-  free(wf);
-  free(isuppz);
-  free(V);
-  free(W);
-  free(U);
-  free(H);
+  krylov_free(&kr);
   free(th);
-  free(work);
-  free(dwork);
-  free(iwork);
+  free(U);
+  free(R);
+  free(A);
+  free(S);
   return ok;
 }
 
-/* Top k eigenpairs: fast_top where it pays (order >= 256, k well below the order), else or
- * when its check fails exact_top. */
-static vl_status top_eigenpairs(double *G, int64_t m, int64_t k, double *w, double *z,
-                                vl_error *err) {
-  const int64_t b = k + (k > 16 ? k : 16);
-  if (m >= 256 && 2 * b <= m && fast_top(G, m, k, w, z)) return VL_OK;
-  return exact_top(G, m, k, w, z, err);
+/* Top k eigenpairs of G (row-major upper triangle, i.e. LAPACK's column-major lower one; G is
+ * overwritten): block Lanczos on an f32 copy where it pays (order >= 256, k well below the
+ * order, not `exact`), else or when its checks fail LAPACK dsyevr. OpenBLAS runs
+ * single-threaded (our pool splits the products). */
+static vl_status top_eigenpairs(vl_ctx *ctx, double *G, int64_t m, int64_t k, bool exact,
+                                double *w, double *z, vl_error *err) {
+  int saved = vl_blas_single_begin();
+  vl_status st = VL_OK;
+  int ok = 0;
+  if (m >= 256 && !exact) {
+    float *Gf = scratch(sizeof(float) * (size_t)(m * m));
+    if (Gf) {
+      for (int64_t i = 0; i < m; i++) {
+        Gf[i * m + i] = (float)G[i * m + i];
+        for (int64_t j = i + 1; j < m; j++) Gf[j * m + i] = Gf[i * m + j] = (float)G[i * m + j];
+      }
+      ok = lanczos_top(ctx, Gf, m, k, w, z, &st);
+    }
+    free(Gf);
+  }
+  if (st == VL_ERR_INTERRUPTED)
+    st = vl_fail(err, st, "pca: interrupted");
+  else if (st == VL_ERR_NOMEM)
+    st = vl_fail(err, st, "pca: out of memory (eigenproblem of order %lld)", (long long)m);
+  else if (!ok)
+    st = exact_top(G, m, k, w, z, err);
+  vl_blas_single_end(saved);
+  return st;
+}
+
+/* ---------- scores and loadings ---------- */
+
+enum { SCORE_ROWS = 1024 };
+
+/* scores = X_c V for blocks of rows: each block centred into its own buffer, one SGEMM (DGEMM
+ * for f64 data) */
+typedef struct {
+  const matrix *x;
+  const void *V; /* g x k, f32 (f64 for f64 data) */
+  int64_t k;
+  double *U; /* n x k */
+  volatile int failed;
+} score_job;
+
+static void score_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
+  (void)chunk;
+  score_job *j = arg;
+  const int64_t g = j->x->g, k = j->k, r = hi - lo;
+  const bool f64 = j->x->f64;
+  void *B = malloc((f64 ? sizeof(double) : sizeof(float)) * (size_t)(r * g));
+  float *S = f64 ? NULL : malloc(sizeof(float) * (size_t)(r * k));
+  if (B && (f64 || S)) {
+    block_job b = {j->x, lo, 0, g, g, B};
+    fill_block(&b, 0, r);
+    if (f64) {
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)r, (blasint)k, (blasint)g,
+                  1.0, B, (blasint)g, j->V, (blasint)k, 0.0, j->U + lo * k, (blasint)k);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)r, (blasint)k, (blasint)g,
+                  1.0f, B, (blasint)g, j->V, (blasint)k, 0.0f, S, (blasint)k);
+      for (int64_t t = 0; t < r * k; t++) j->U[lo * k + t] = S[t];
+    }
+  } else {
+    j->failed = 1;
+  }
+  free(B);
+  free(S);
 }
 
 vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t k,
                  vl_pca_out *out, vl_error *err) {
-  matrix x = {sp, dense, 0, 0, out->mean};
+  matrix x = {sp, dense, 0, 0, out->mean, false};
   if (sp) {
     x.n = sp->nrows;
     x.g = sp->ncols;
+    x.f64 = sp->dtype == VL_F64;
   } else {
     if (!dense || dense->ndim != 2 || (dense->dtype != VL_F32 && dense->dtype != VL_F64))
       return vl_fail(err, VL_ERR_SHAPE, "pca: X must be a 2-d f32 or f64 tensor or a CSR matrix");
     x.n = dense->shape[0];
     x.g = dense->shape[1];
+    x.f64 = dense->dtype == VL_F64;
   }
   const int64_t n = x.n, g = x.g, m = n < g ? n : g;
   if (k < 1 || k > m)
@@ -322,57 +838,38 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
     return vl_fail(err, VL_ERR_UNSUPPORTED, "pca: min(n_obs, n_vars) = %lld is too large for the "
                    "exact solver", (long long)m);
   const bool by_rows = n <= g; /* Gram of the rows (n x n) or covariance of the columns */
-  column_stats(&x, out->mean, &out->total_var);
+  vl_status st = column_stats(ctx, &x, out->mean, &out->total_var);
+  if (st == VL_ERR_INTERRUPTED) return vl_fail(err, st, "pca: interrupted");
+  if (st) return vl_fail(err, st, "pca: out of memory (%lld x %lld data)", (long long)n, (long long)g);
   if (!isfinite(out->total_var))
-    return vl_fail(err, isnan(out->total_var) ? VL_ERR_NOMEM : VL_ERR_VALUE,
-                   "pca: X contains non-finite values (or memory ran out)");
+    return vl_fail(err, VL_ERR_VALUE, "pca: X contains non-finite values");
 
-  double *G = scratch(sizeof(double) * (size_t)(m * m), true);
-  double *B = NULL, *w = NULL, *z = NULL, *tmp = NULL;
-  vl_status st = VL_OK;
+  double *G = scratch(sizeof(double) * (size_t)(m * m));
+  void *B = NULL, *Vf = NULL, *Uf = NULL;
+  const size_t es = x.f64 ? sizeof(double) : sizeof(float);
+  double *w = NULL, *z = NULL;
   if (!G) goto nomem;
-  int64_t rh = 0; /* rows per block (columns path) */
-  /* G (upper triangle, row-major) = sum over blocks of B B^T (rows) or B^T B (columns) */
+  /* the centred X in blocks: columns (rows path; kept for the loadings when the whole X
+   * fits) or rows */
+  int64_t cw = 0;
   if (by_rows) {
-    int64_t cw = BLOCK_BYTES / 8 / (n > 0 ? n : 1);
-    if (cw < 1) cw = 1;
-    if (cw > g) cw = g;
-    B = scratch(sizeof(double) * (size_t)(n * cw), false);
-    if (!B) goto nomem;
-    for (int64_t c0 = 0; c0 < g; c0 += cw) {
-      int64_t c1 = c0 + cw < g ? c0 + cw : g;
-      block_job b = {&x, 0, c0, c1, B};
-      vl_parallel_for(ctx, n, 16, fill_rows, &b);
-      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (blasint)n, (blasint)(c1 - c0), 1.0,
-                  B, (blasint)(c1 - c0), 1.0, G, (blasint)n);
-    }
-  } else {
-    /* row blocks of about 4 MB: enough for SYRK to run at full speed, and cache-resident */
-    rh = (BLOCK_BYTES / 8) / 8 / g;
-    if (rh < 1) rh = 1;
-    if (rh > n) rh = n;
-    B = scratch(sizeof(double) * (size_t)(rh * g), false);
-    if (!B) goto nomem;
-    for (int64_t r0 = 0; r0 < n; r0 += rh) {
-      int64_t r1 = r0 + rh < n ? r0 + rh : n;
-      block_job b = {&x, r0, 0, g, B};
-      vl_parallel_for(ctx, r1 - r0, 16, fill_rows, &b);
-      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)g, (blasint)(r1 - r0), 1.0, B,
-                  (blasint)g, 1.0, G, (blasint)g);
-    }
+    const int64_t budget = ((int64_t)256 << 20) / (int64_t)es; /* elements */
+    cw = budget / n;
+    if (cw >= g)
+      cw = g;
+    else
+      cw = cw >= GRAM_INNER ? cw / GRAM_INNER * GRAM_INNER : GRAM_INNER;
   }
-  /* a single block holds the whole centred X (rows path): kept for the loadings below */
-  const bool have_xc = by_rows && B && (BLOCK_BYTES / 8 / (n > 0 ? n : 1)) >= g;
-  if (by_rows && !have_xc) {
-    free(B);
-    B = NULL;
-  }
+  const int blas_saved = vl_blas_single_begin(); /* the panels run on our pool */
+  st = build_gram(ctx, &x, by_rows, cw, G, &B);
+  vl_blas_single_end(blas_saved);
+  if (st) goto fail;
 
-  /* top k eigenpairs; the row-major upper triangle is LAPACK's (column-major) lower one */
+  /* top k eigenpairs */
   w = malloc(sizeof(double) * (size_t)m);
   z = malloc(sizeof(double) * (size_t)(m * k));
   if (!w || !z) goto nomem;
-  st = top_eigenpairs(G, m, k, w, z, err);
+  st = top_eigenpairs(ctx, G, m, k, x.f64, w, z, err);
   if (st) goto out;
   free(G);
   G = NULL;
@@ -384,53 +881,58 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
     S[c] = ev > 0 ? sqrt(ev) : 0;
   }
   if (by_rows) {
-    /* scores = U S; components = X_c^T U / S */
+    /* scores = U S; components = X_c^T U / S (SGEMM or DGEMM over the column blocks) */
+    Uf = malloc(es * (size_t)(n * k));
+    Vf = malloc(es * (size_t)(cw * k));
+    if (!Uf || !Vf) goto nomem;
     for (int64_t i = 0; i < n; i++)
-      for (int64_t c = 0; c < k; c++) U[i * k + c] = z[(k - 1 - c) * m + i];
-    tmp = calloc((size_t)k, sizeof(double));
-    if (!tmp) goto nomem;
-    memset(V, 0, sizeof(double) * (size_t)(g * k));
-    if (have_xc) {
-      /* V = X_c^T U (BLAS), then divided by S below; tmp stays 0 (X_c is centred) */
-      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)g, (blasint)k, (blasint)n,
-                  1.0, B, (blasint)g, U, (blasint)k, 0.0, V, (blasint)k);
-    }
-    for (int64_t i = 0; i < n && !have_xc; i++) {
-      const double *ui = U + i * k;
-      for (int64_t c = 0; c < k; c++) tmp[c] += ui[c];
-      if (sp) {
-        for (int64_t p = sp->indptr[i]; p < sp->indptr[i + 1]; p++) {
-          double v = sp_val(sp, p);
-          double *vj = V + sp->indices[p] * k;
-          for (int64_t c = 0; c < k; c++) vj[c] += v * ui[c];
-        }
-      } else {
-        for (int64_t j = 0; j < g; j++) {
-          double v = dense_at(dense, i, j);
-          double *vj = V + j * k;
-          for (int64_t c = 0; c < k; c++) vj[c] += v * ui[c];
-        }
-      }
-    }
-    for (int64_t j = 0; j < g; j++)
       for (int64_t c = 0; c < k; c++) {
-        double v = V[j * k + c] - (have_xc ? 0.0 : x.mean[j] * tmp[c]);
-        V[j * k + c] = S[c] > 0 ? v / S[c] : 0;
+        U[i * k + c] = z[(k - 1 - c) * m + i];
+        if (x.f64)
+          ((double *)Uf)[i * k + c] = U[i * k + c];
+        else
+          ((float *)Uf)[i * k + c] = (float)U[i * k + c];
       }
+    for (int64_t c0 = 0; c0 < g; c0 += cw) {
+      int64_t c1 = c0 + cw < g ? c0 + cw : g;
+      const blasint bw = (blasint)(c1 - c0);
+      if (cw < g) { /* refill this block (the first fill did not keep it) */
+        block_job b = {&x, 0, c0, c1, c1 - c0, B};
+        vl_parallel_for(ctx, n, 16, fill_rows, &b);
+      }
+      if (x.f64)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, bw, (blasint)k, (blasint)n, 1.0, B,
+                    bw, Uf, (blasint)k, 0.0, Vf, (blasint)k);
+      else
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, bw, (blasint)k, (blasint)n, 1.0f, B,
+                    bw, Uf, (blasint)k, 0.0f, Vf, (blasint)k);
+      for (int64_t j = c0; j < c1; j++)
+        for (int64_t c = 0; c < k; c++) {
+          int64_t t = (j - c0) * k + c;
+          double v = x.f64 ? ((double *)Vf)[t] : (double)((float *)Vf)[t];
+          V[j * k + c] = S[c] > 0 ? v / S[c] : 0;
+        }
+    }
     for (int64_t i = 0; i < n; i++)
       for (int64_t c = 0; c < k; c++) U[i * k + c] *= S[c];
   } else {
-    /* components = eigenvectors; scores = X_c V */
+    /* components = eigenvectors; scores = X_c V by blocks of rows */
+    Vf = malloc(es * (size_t)(g * k));
+    if (!Vf) goto nomem;
     for (int64_t j = 0; j < g; j++)
-      for (int64_t c = 0; c < k; c++) V[j * k + c] = z[(k - 1 - c) * m + j];
-    /* scores = X_c V, block by block of rows (the centred rows refilled, then GEMM) */
-    for (int64_t r0 = 0; r0 < n; r0 += rh) {
-      int64_t r1 = r0 + rh < n ? r0 + rh : n;
-      block_job b = {&x, r0, 0, g, B};
-      vl_parallel_for(ctx, r1 - r0, 16, fill_rows, &b);
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)(r1 - r0), (blasint)k,
-                  (blasint)g, 1.0, B, (blasint)g, V, (blasint)k, 0.0, U + r0 * k, (blasint)k);
-    }
+      for (int64_t c = 0; c < k; c++) {
+        V[j * k + c] = z[(k - 1 - c) * m + j];
+        if (x.f64)
+          ((double *)Vf)[j * k + c] = V[j * k + c];
+        else
+          ((float *)Vf)[j * k + c] = (float)V[j * k + c];
+      }
+    score_job sj = {&x, Vf, k, U, 0};
+    int saved = vl_blas_single_begin();
+    st = vl_parallel_blocks(ctx, n, SCORE_ROWS, score_rows, &sj);
+    vl_blas_single_end(saved);
+    if (st) goto fail;
+    if (sj.failed) goto nomem;
   }
   /* svd_flip, u-based: the score of largest |value| (first one on ties) is positive */
   for (int64_t c = 0; c < k; c++) {
@@ -449,14 +951,18 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
     }
   }
   goto out;
+fail:
+  st = st == VL_ERR_INTERRUPTED ? vl_fail(err, st, "pca: interrupted") : VL_OK;
+  if (st) goto out;
 nomem:
   st = vl_fail(err, VL_ERR_NOMEM, "pca: out of memory (%lld x %lld data, %lld components)",
                (long long)n, (long long)g, (long long)k);
 out:
   free(G);
   free(B);
+  free(Vf);
+  free(Uf);
   free(w);
   free(z);
-  free(tmp);
   return st;
 }
