@@ -292,7 +292,7 @@ local FIELDS = { X = true, obs = true, var = true, obs_names = true, var_names =
 AD.__newindex = function(ad, k, v)
   local st = adstate[ad]
   if k == "n_obs" or k == "n_vars" then
-    error("AnnData: " .. k .. " is read-only (use ad:subset or velua.concat)", 2)
+    error("AnnData: " .. k .. " is read-only (use ad:subset, ad:_inplace_subset_obs/_var or velua.concat)", 2)
   elseif k == "X" then
     if v ~= nil then
       local s = shape_of(v)
@@ -545,10 +545,22 @@ local function positions(idx, n, names, what)
 end
 M._positions = positions
 
+-- True when the positions (i64 tensor) strictly increase.
+local function ascending(idx)
+  local n = core.numel(idx)
+  if n < 2 then return true end
+  return core.item(core.all(core.gt(core.narrow(idx, 1, 2, n - 1), core.narrow(idx, 1, 1, n - 1))))
+end
+
 local function select_matrix(m, rows, cols)
   if rows == nil and cols == nil then return copy_matrix(m) end
   if is_sparse(m) then
     local s = m:shape()
+    if rows == nil and ascending(cols) then
+      -- genes only, in order (filters): the parallel column selection of velua.pp
+      local p, i, v = core.csr_select_columns(m:indptr(), m:indices(), m:values(), s[1], s[2], cols)
+      return T().sparse_csr(p, i, v, { s[1], core.numel(cols) })
+    end
     local p, i, v = core.csr_select(m:indptr(), m:indices(), m:values(), s[1], s[2], rows, cols)
     return T().sparse_csr(p, i, v, { rows and core.numel(rows) or s[1], cols and core.numel(cols) or s[2] })
   end
@@ -651,6 +663,71 @@ function AnnData.subset(ad, obs_idx, var_idx)
       var_names = deep_copy(st.raw.var_names), varm = deep_copy_slot(st.raw.varm) }
   end
   return M.new(t)
+end
+
+-- Cuts ad itself to the cells `r` or the genes `c` (i64 positions; exactly one is given), as
+-- anndata's _inplace_subset_obs/_var: the matrices and columns along that axis are replaced by
+-- new ones (no tensor is changed, so anything sharing the old ones keeps its values); the
+-- other axis's fields and uns stay as they are, except uns["<col>_colors"] of a categorical
+-- column that loses categories. The slot tables (ad.layers, ad.var, ...) stay the same
+-- objects. Everything is computed before ad changes: an error leaves it as it was.
+local function inplace_subset(ad, r, c)
+  local st = adstate[ad]
+  local axis = r and "obs" or "var"
+  local sel = r or c
+  local n_new = core.numel(sel)
+  local updates = {} -- {proxy, key, value}: written into the slots at the end
+  local function put(proxy, k, v) updates[#updates + 1] = { proxy, k, v } end
+  local new_X = st.X ~= nil and select_matrix(st.X, r, c) or nil
+  for k, v in pairs(st.layers) do put(st.layers, k, select_matrix(v, r, c)) end
+  local m_slot, p_slot = axis .. "m", axis .. "p"
+  for k, v in pairs(st[m_slot]) do put(st[m_slot], k, select_matrix(v, sel, nil)) end
+  for k, v in pairs(st[p_slot]) do put(st[p_slot], k, select_matrix(v, sel, sel)) end
+  local colors = {}
+  for k, v in pairs(st[axis]) do
+    local col, kept = select_column(v, sel)
+    put(st[axis], k, col)
+    local old = st.uns[k .. "_colors"]
+    if kept and type(old) == "table" and #old == #v.categories then
+      local nc = {}
+      for i, j in ipairs(kept) do nc[i] = old[j] end
+      colors[k .. "_colors"] = nc
+    end
+  end
+  local names = take_list(st[axis .. "_names"], sel)
+  local raw = st.raw
+  if raw and r then
+    raw = { X = select_matrix(raw.X, r, nil), var = raw.var, var_names = raw.var_names,
+      varm = raw.varm }
+  end
+  -- commit
+  if r then st.n_obs = n_new else st.n_vars = n_new end
+  st[axis .. "_names"] = names
+  st.X = new_X
+  st.raw = raw
+  for _, u in ipairs(updates) do slot_state[u[1]].vals[u[2]] = u[3] end
+  for k, v in pairs(colors) do st.uns[k] = v end
+  return ad
+end
+
+-- ad:_inplace_subset_var(idx) / ad:_inplace_subset_obs(idx): ad itself cut to the genes /
+-- cells `idx` (any index ad:subset takes; nil keeps all), as anndata's methods of these
+-- names; returns ad.
+-- velua.pp's gene filters use the first, so that they change their argument as scVelo does.
+function AnnData._inplace_subset_var(ad, idx)
+  local st = adstate[ad]
+  if not st then error("_inplace_subset_var: AnnData expected", 2) end
+  local c = positions(idx, st.n_vars, st.var_names, "_inplace_subset_var")
+  if c == nil then return ad end -- nil: every gene
+  return inplace_subset(ad, nil, c)
+end
+
+function AnnData._inplace_subset_obs(ad, idx)
+  local st = adstate[ad]
+  if not st then error("_inplace_subset_obs: AnnData expected", 2) end
+  local r = positions(idx, st.n_obs, st.obs_names, "_inplace_subset_obs")
+  if r == nil then return ad end -- nil: every cell
+  return inplace_subset(ad, r, nil)
 end
 
 -- ---------- concatenation ----------
