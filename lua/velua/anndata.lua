@@ -843,32 +843,39 @@ values_equal = function(a, b)
 end
 M._values_equal = values_equal
 
--- velua.concat({ad1, ad2, ...}, {label=, keys=, join="inner", index_unique=, merge=}):
--- stacks cells. Genes: the inner join on var_names, in the order of the first AnnData.
--- Kept: X and the layers and obsm keys that all have; obs columns that all have (categories
--- united; columns whose kinds differ are dropped); obs_names (suffixed "<sep><key>" with
--- index_unique=sep). `label` adds a categorical obs column with the batch keys (default "0",
--- "1", ...). var columns: none (merge=nil, anndata's default), "first" (from the first
--- AnnData) or "same" (those equal in all). obsp, varm, varp and uns are dropped, as anndata.
-function M.concat(list, opts)
-  local o = options.check("concat", opts, { label = options.NONE, keys = options.NONE,
-    join = "inner", index_unique = options.NONE, merge = options.NONE })
-  if type(list) ~= "table" or #list == 0 then error("concat: expected a non-empty list of AnnData", 2) end
-  for i, ad in ipairs(list) do
-    if not adstate[ad] then error("concat: element " .. i .. " is not an AnnData", 2) end
+-- ---------- joins along the genes (velua.concat) ----------
+
+local function same_list(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+-- The gene names of join="outer": pandas' Index.union reduced over the objects (anndata's
+-- merge_indices), which sorts the names of both sides unless they are equal or one is empty.
+local function union_names(lists)
+  local acc = lists[1]
+  for i = 2, #lists do
+    local b = lists[i]
+    if #acc == 0 then
+      acc = b
+    elseif #b > 0 and not same_list(acc, b) then
+      local seen, out = {}, {}
+      for _, l in ipairs { acc, b } do
+        for _, name in ipairs(l) do
+          if not seen[name] then seen[name] = true; out[#out + 1] = name end
+        end
+      end
+      table.sort(out) -- byte order (Lua runs in the C locale), pandas' code point order
+      acc = out
+    end
   end
-  if o.join ~= "inner" then error("concat: only join=\"inner\" is supported, got " .. tostring(o.join), 2) end
-  if o.merge ~= nil and o.merge ~= "first" and o.merge ~= "same" then
-    error("concat: merge must be nil, \"first\" or \"same\", got " .. tostring(o.merge), 2)
-  end
-  local keys = o.keys
-  if keys == nil then
-    keys = {}
-    for i = 1, #list do keys[i] = tostring(i - 1) end
-  elseif type(keys) ~= "table" or #keys ~= #list then
-    error(string.format("concat: keys must list %d names, one per AnnData", #list), 2)
-  end
-  -- the inner join of var names, in the first AnnData's order
+  return table.move(acc, 1, #acc, 1, {})
+end
+
+-- The gene names of join="inner": those all objects have, in the first one's order
+-- (pandas' Index.intersection).
+local function common_names(list)
   local present = {}
   for _, ad in ipairs(list) do
     local seen = {}
@@ -883,43 +890,230 @@ function M.concat(list, opts)
   for _, name in ipairs(list[1].var_names) do
     if present[name] == #list then common[#common + 1] = name; present[name] = -1 end
   end
-  local cols = {}
-  for i, ad in ipairs(list) do
-    local pos = {}
-    for j, name in ipairs(ad.var_names) do if pos[name] == nil then pos[name] = j end end
-    local p = {}
-    for j, name in ipairs(common) do p[j] = pos[name] end
-    cols[i] = core.from_table(p, { dtype = "i64" })
-    if #common == 0 then cols[i] = core.empty({ 0 }, { dtype = "i64" }) end
+  return common
+end
+
+local function i64(list)
+  if #list == 0 then return core.empty({ 0 }, { dtype = "i64" }) end
+  return core.from_table(list, { dtype = "i64" })
+end
+
+-- How one object's genes map onto the joined genes `names` (G of them):
+--   all     every joined gene is present; cols = its positions in the object (i64, G)
+--   from    positions in the object of the joined genes it has (in joined order),
+--   to      their joined positions (1-based, ascending), gather = positions with 1 for the
+--           missing ones, missing = bool {1, G} (true where the object lacks the gene)
+local function gene_map(ad, names)
+  local pos = {}
+  for j, name in ipairs(ad.var_names) do if pos[name] == nil then pos[name] = j end end
+  local from, to, gather, miss = {}, {}, {}, {}
+  for j, name in ipairs(names) do
+    local p = pos[name]
+    if p then from[#from + 1] = p; to[#to + 1] = j end
+    gather[j] = p or 1
+    miss[j] = p == nil
   end
+  local r = { G = #names, n_vars = ad.n_vars, all = #from == #names }
+  if r.all then
+    r.cols = i64(from)
+  else
+    r.from, r.to = i64(from), i64(to)
+    r.gather = i64(gather)
+    r.missing = #names > 0 and core.reshape(core.from_table(miss, { dtype = "bool" }), { 1, #names })
+      or nil
+  end
+  return r
+end
+
+local function fill_is_integral(fill) return math.type(fill) == "integer" or fill == math.floor(fill) end
+
+-- The dtype of a dense matrix holding dt values and `fill`.
+local function fill_dtype(dt, fill)
+  if dt == "f32" or dt == "f64" then return dt end
+  if dt == "i64" and fill_is_integral(fill) then return dt end
+  return "f32"
+end
+
+-- An n x G matrix of `fill` (dense with dtype dt, or CSR when sparse).
+local function fill_matrix(n, G, fill, dt, sparse)
+  if sparse and fill == 0 then
+    return T().sparse_csr(core.full({ n + 1 }, 0, { dtype = "i64" }), core.empty({ 0 }, { dtype = "i64" }),
+      core.empty({ 0 }, { dtype = dt == "f64" and "f64" or "f32" }), { n, G })
+  end
+  local d = core.full({ n, G }, fill, { dtype = fill_dtype(dt, fill) })
+  return sparse and T().sparse_from_dense(d) or d
+end
+
+-- Matrix m (n x n_vars of one object) with its columns on the joined genes; genes it lacks
+-- hold `fill` (anndata's Reindexer).
+local function reindex_columns(m, r, fill)
+  if r.all then return select_matrix(m, nil, r.cols) end
+  local n = shape_of(m)[1]
+  if is_sparse(m) then
+    if fill ~= 0 then return T().sparse_from_dense(reindex_columns(m:to_dense(), r, fill)) end
+    local sub = select_matrix(m, nil, r.from) -- the present genes, in joined order
+    local idx = sub:indices()
+    if core.numel(idx) > 0 then idx = core.index(core.sub(r.to, 1), 1, core.add(idx, 1)) end
+    return T().sparse_csr(sub:indptr(), idx, sub:values(), { n, r.G })
+  end
+  local dt = fill_dtype(core.dtype(m), fill)
+  if core.numel(r.from) == 0 or n == 0 then return fill_matrix(n, r.G, fill, dt, false) end
+  if core.dtype(m) ~= dt then m = core.to(m, dt) end
+  return core.where(r.missing, fill, core.index(m, 2, r.gather))
+end
+
+-- A column of n entries of v's kind and dtype, every entry missing-to-be.
+local function placeholder(v, n)
+  local kind = column_kind(v)
+  if kind == "tensor" then return core.full({ n }, 0, { dtype = core.dtype(v) }) end
+  if kind == "strings" then
+    local t = {}
+    for i = 1, n do t[i] = "" end
+    return t
+  end
+  if kind == "nullable" then
+    return { values = core.full({ n }, 0, { dtype = core.dtype(v.values) }),
+      mask = core.full({ n }, 1, { dtype = "bool" }) }
+  end
+  return { codes = core.full({ n }, 0, { dtype = "i64" }), categories = v.categories, ordered = v.ordered }
+end
+
+-- Column v with the entries where miss (bool tensor) is true made missing, as pandas does
+-- when it reindexes: floats get NaN, integers become f64 with NaN, booleans a nullable
+-- column, strings a categorical (sorted categories, as anndata stores strings), categoricals
+-- code 0 (categories kept).
+local function with_missing(v, miss)
+  local kind = column_kind(v)
+  if kind == "tensor" then
+    local dt = core.dtype(v)
+    if dt == "bool" then return { values = v, mask = miss } end
+    if dt ~= "f32" and dt ~= "f64" then v = core.to(v, "f64") end
+    return core.where(miss, 0 / 0, v)
+  elseif kind == "nullable" then
+    return { values = v.values, mask = core.logical_or(v.mask, miss) }
+  elseif kind == "strings" then
+    local m = core.totable(miss)
+    local cats, seen = {}, {}
+    for i, s in ipairs(v) do
+      if not m[i] and not seen[s] then seen[s] = true; cats[#cats + 1] = s end
+    end
+    table.sort(cats)
+    local code = {}
+    for j, s in ipairs(cats) do code[s] = j end
+    local codes = {}
+    for i, s in ipairs(v) do codes[i] = m[i] and 0 or code[s] end
+    return { codes = i64(codes), categories = cats }
+  end
+  return { codes = core.where(miss, 0, v.codes), categories = v.categories, ordered = v.ordered }
+end
+
+-- One object's var column on the joined genes (missing where it lacks them).
+local function reindex_column(v, r)
+  if r.all then return (select_column(v, r.cols)) end
+  if r.n_vars == 0 then return with_missing(placeholder(v, r.G), core.full({ r.G }, 1, { dtype = "bool" })) end
+  local col = select_column(v, r.gather)
+  if column_kind(col) == "categorical" then -- the dummy positions must not keep categories
+    col = { codes = core.index(v.codes, 1, r.gather), categories = v.categories, ordered = v.ordered }
+  end
+  return with_missing(col, core.reshape(r.missing, { r.G }))
+end
+
+-- velua.concat({ad1, ad2, ...}, {label=, keys=, join="inner"|"outer", fill_value=0,
+-- index_unique=, merge=}): stacks cells (anndata.concat along obs).
+--   join="inner": the genes all objects have, in the first object's order; X, the layers and
+--     the obs columns all objects have.
+--   join="outer": the union of the genes (pandas' Index.union: sorted unless all objects list
+--     the same genes); X and layers (those any object has) hold fill_value (default 0) where
+--     an object lacks the gene or the layer; obs columns any object has, missing entries as
+--     pandas fills them (see with_missing).
+-- Both: obsm keys all objects have (same trailing shape); categories of obs columns united
+-- (columns whose kinds differ are dropped); obs_names (suffixed "<sep><key>" with
+-- index_unique=sep). `label` adds a categorical obs column of the batch keys (default "0",
+-- "1", ...). var columns: none (merge=nil, anndata's default), "first" (each from the first
+-- object having it) or "same" (those all have with equal values on the joined genes).
+-- Sparse results when any part is sparse. obsp, varm, varp, uns and raw are dropped.
+function M.concat(list, opts)
+  local o = options.check("concat", opts, { label = options.NONE, keys = options.NONE,
+    join = "inner", fill_value = 0, index_unique = options.NONE, merge = options.NONE })
+  if type(list) ~= "table" or #list == 0 then error("concat: expected a non-empty list of AnnData", 2) end
+  for i, ad in ipairs(list) do
+    if not adstate[ad] then error("concat: element " .. i .. " is not an AnnData", 2) end
+  end
+  if o.join ~= "inner" and o.join ~= "outer" then
+    error("concat: join must be \"inner\" or \"outer\", got " .. tostring(o.join), 2)
+  end
+  if type(o.fill_value) ~= "number" then
+    error("concat: fill_value must be a number, got " .. type(o.fill_value), 2)
+  end
+  if o.merge ~= nil and o.merge ~= "first" and o.merge ~= "same" then
+    error("concat: merge must be nil, \"first\" or \"same\", got " .. tostring(o.merge), 2)
+  end
+  local keys = o.keys
+  if keys == nil then
+    keys = {}
+    for i = 1, #list do keys[i] = tostring(i - 1) end
+  elseif type(keys) ~= "table" or #keys ~= #list then
+    error(string.format("concat: keys must list %d names, one per AnnData", #list), 2)
+  end
+  local outer, fill = o.join == "outer", o.fill_value
+  local names
+  if outer then
+    local lists = {}
+    for i, ad in ipairs(list) do lists[i] = ad.var_names end
+    names = union_names(lists)
+  else
+    names = common_names(list)
+  end
+  local maps = {}
+  for i, ad in ipairs(list) do maps[i] = gene_map(ad, names) end
   local n = 0
   for _, ad in ipairs(list) do n = n + ad.n_obs end
-  local t = { n_obs = n, n_vars = #common, var_names = common }
-  -- X and layers
-  local all_x = true
-  for _, ad in ipairs(list) do if ad.X == nil then all_x = false end end
-  if all_x then
-    local parts = {}
-    for i, ad in ipairs(list) do parts[i] = select_matrix(ad.X, nil, cols[i]) end
-    t.X = vstack(parts)
-  end
-  local function common_keys(slot)
-    local ks = {}
-    for _, k in ipairs(keys_of(list[1][slot])) do
-      local ok = true
-      for _, ad in ipairs(list) do if ad[slot][k] == nil then ok = false end end
-      if ok then ks[#ks + 1] = k end
+  local t = { n_obs = n, n_vars = #names, var_names = names }
+
+  -- keys of a slot: those all objects have (inner) or any has (outer), first seen first
+  local function slot_keys(slot, any)
+    local ks, seen = {}, {}
+    for _, ad in ipairs(list) do
+      for _, k in ipairs(keys_of(ad[slot])) do
+        if not seen[k] then
+          seen[k] = true
+          local ok = true
+          if not any then
+            for _, other in ipairs(list) do if other[slot][k] == nil then ok = false end end
+          end
+          if ok then ks[#ks + 1] = k end
+        end
+      end
     end
     return ks
   end
-  t.layers = new_slot("layers", function() return true end)
-  for _, k in ipairs(common_keys("layers")) do
+  -- X and the layers: one matrix per object, a fill for objects without it (outer)
+  local function stack(get)
+    local sparse, dts = false, {}
+    for _, ad in ipairs(list) do
+      local m = get(ad)
+      if m ~= nil then
+        if is_sparse(m) then sparse = true; dts[#dts + 1] = m:dtype() else dts[#dts + 1] = core.dtype(m) end
+      end
+    end
+    local dt = promote(dts)
     local parts = {}
-    for i, ad in ipairs(list) do parts[i] = select_matrix(ad.layers[k], nil, cols[i]) end
-    t.layers[k] = vstack(parts)
+    for i, ad in ipairs(list) do
+      local m = get(ad)
+      parts[i] = m ~= nil and reindex_columns(m, maps[i], fill)
+        or fill_matrix(ad.n_obs, #names, fill, dt, sparse)
+    end
+    return vstack(parts)
+  end
+  local all_x = true
+  for _, ad in ipairs(list) do if ad.X == nil then all_x = false end end
+  if all_x then t.X = stack(function(ad) return ad.X end) end
+  t.layers = new_slot("layers", function() return true end)
+  for _, k in ipairs(slot_keys("layers", outer)) do
+    t.layers[k] = stack(function(ad) return ad.layers[k] end)
   end
   t.obsm = new_slot("obsm", function() return true end)
-  for _, k in ipairs(common_keys("obsm")) do
+  for _, k in ipairs(slot_keys("obsm", false)) do
     local parts, ok = {}, true
     local s1 = shape_of(list[1].obsm[k])
     for i, ad in ipairs(list) do
@@ -933,10 +1127,17 @@ function M.concat(list, opts)
   end
   -- obs
   t.obs = new_slot("obs", function() return true end)
-  for _, k in ipairs(common_keys("obs")) do
-    local parts = {}
-    for i, ad in ipairs(list) do parts[i] = ad.obs[k] end
+  for _, k in ipairs(slot_keys("obs", outer)) do
+    local parts, miss, template, any_missing = {}, {}, nil, false
+    for _, ad in ipairs(list) do template = template or ad.obs[k] end
+    for i, ad in ipairs(list) do
+      local v = ad.obs[k]
+      parts[i] = v or placeholder(template, ad.n_obs)
+      miss[i] = core.full({ ad.n_obs }, v == nil and 1 or 0, { dtype = "bool" })
+      any_missing = any_missing or v == nil
+    end
     local col = concat_columns(parts)
+    if col ~= nil and any_missing then col = with_missing(col, T().cat(miss, 1)) end
     if col ~= nil then t.obs[k] = col end
   end
   if o.label then
@@ -946,27 +1147,30 @@ function M.concat(list, opts)
     end
     local cats = {}
     for i, k in ipairs(keys) do cats[i] = tostring(k) end
-    t.obs[o.label] = { codes = core.from_table(codes, { dtype = "i64" }), categories = cats }
-    if #codes == 0 then t.obs[o.label].codes = core.empty({ 0 }, { dtype = "i64" }) end
+    t.obs[o.label] = { codes = i64(codes), categories = cats }
   end
-  local names = {}
+  local obs_names = {}
   for i, ad in ipairs(list) do
     for _, name in ipairs(ad.obs_names) do
-      names[#names + 1] = o.index_unique and (name .. o.index_unique .. tostring(keys[i])) or name
+      obs_names[#obs_names + 1] = o.index_unique and (name .. o.index_unique .. tostring(keys[i])) or name
     end
   end
-  t.obs_names = names
+  t.obs_names = obs_names
   -- var
   t.var = new_slot("var", function() return true end)
-  if o.merge ~= nil then
-    for _, k in ipairs(keys_of(list[1].var)) do
-      local first = select_column(list[1].var[k], cols[1])
+  if o.merge == "first" then
+    for _, k in ipairs(slot_keys("var", true)) do
+      for i, ad in ipairs(list) do
+        local v = ad.var[k]
+        if v ~= nil then t.var[k] = reindex_column(v, maps[i]); break end
+      end
+    end
+  elseif o.merge == "same" then
+    for _, k in ipairs(slot_keys("var", false)) do
+      local first = reindex_column(list[1].var[k], maps[1])
       local keep = true
-      if o.merge == "same" then
-        for i = 2, #list do
-          local v = list[i].var[k]
-          if v == nil or not values_equal(first, (select_column(v, cols[i]))) then keep = false end
-        end
+      for i = 2, #list do
+        if not values_equal(first, reindex_column(list[i].var[k], maps[i])) then keep = false; break end
       end
       if keep then t.var[k] = first end
     end
