@@ -5,7 +5,8 @@
 --   ad.n_obs, ad.n_vars                     read-only sizes
 --   ad.X, ad.layers.<k>                     n_obs x n_vars: tensor or SparseCSR (or nil X)
 --   ad.obs.<col>, ad.var.<col>              columns (see below); ad.obs_names, ad.var_names
---   ad.obsm.<k>, ad.varm.<k>                first dim n_obs / n_vars (tensor or SparseCSR)
+--   ad.obsm.<k>, ad.varm.<k>                first dim n_obs / n_vars (tensor, SparseCSR or a
+--                                           data frame: a checked table of columns)
 --   ad.obsp.<k>, ad.varp.<k>                n_obs x n_obs / n_vars x n_vars
 --   ad.uns                                  a nested Lua table (unchecked)
 --   ad.raw                                  nil or {X=, var=, var_names=, varm=} (as read)
@@ -29,9 +30,16 @@ local function is_sparse(x) return T().is_sparse(x) end
 
 -- ---------- small helpers ----------
 
+-- Data frames kept in obsm/varm (anndata stores a pandas DataFrame there): ordered, checked
+-- tables of columns like ad.obs, made by to_frame. frame_info[frame] = {rows=, name=}.
+local frame_info = setmetatable({}, { __mode = "k" })
+local function is_frame(v) return frame_info[v] ~= nil end
+M.is_frame = is_frame
+
 local function shape_of(m)
   if is_tensor(m) then return core.shape(m) end
   if is_sparse(m) then return m:shape() end
+  if frame_info[m] then return { frame_info[m].rows, #m } end
   return nil
 end
 M._shape_of = shape_of
@@ -104,8 +112,9 @@ local function new_slot(name, check)
         end
         return
       end
-      local ok, msg = check(k, v)
+      local ok, msg, stored = check(k, v)
       if not ok then error(name .. ": " .. msg, 2) end
+      if stored ~= nil then v = stored end -- the check may store a converted value
       if vals[k] == nil then keys[#keys + 1] = k end
       vals[k] = v
     end,
@@ -153,9 +162,19 @@ local adstate = setmetatable({}, { __mode = "k" })
 local MATRIX_SLOTS = { "layers", "obsm", "varm", "obsp", "varp" }
 local SLOT_SET = { layers = true, obsm = true, varm = true, obsp = true, varp = true }
 
+local to_frame -- (defined with the columns below)
+
 local function matrix_check(ad, slot)
   return function(k, v)
     local st = adstate[ad]
+    if (slot == "obsm" or slot == "varm") and type(v) == "table" and not is_frame(v)
+      and (getmetatable(v) == nil or M.is_slot(v)) then
+      -- a table of columns: a data frame with one row per cell (obsm) or gene (varm)
+      local rows = slot == "obsm" and st.n_obs or st.n_vars
+      local ok, f = pcall(to_frame, slot .. "." .. k, v, rows)
+      if not ok then return false, string.format("'%s': %s", k, tostring(f):gsub("^[^:]*:%d+: ", "")) end
+      return true, nil, f
+    end
     local s = shape_of(v)
     if not s then
       return false, string.format("'%s' must be a tensor or a SparseCSR matrix, got %s", k, type(v))
@@ -217,6 +236,16 @@ local function column_check(n_fn, what)
     return true
   end
 end
+
+-- A data frame of n rows named `name` holding the columns of table t (a plain table, taken
+-- in sorted key order, or a slot or frame, in its order); the columns are shared.
+to_frame = function(name, t, n)
+  local f = new_slot(name, column_check(function() return n end, name))
+  frame_info[f] = { rows = n, name = name }
+  for _, k in ipairs(M.keys(t)) do f[k] = t[k] end
+  return f
+end
+M.frame = to_frame
 
 local function check_names(names, n, what)
   if type(names) ~= "table" or getmetatable(names) ~= nil then
@@ -436,8 +465,22 @@ end
 
 -- ---------- copies ----------
 
+local function copy_column(v)
+  local kind = column_kind(v)
+  if kind == "tensor" then return core.clone(v) end
+  if kind == "strings" then return table.move(v, 1, #v, 1, {}) end
+  if kind == "nullable" then return { values = core.clone(v.values), mask = core.clone(v.mask) } end
+  return { codes = core.clone(v.codes), categories = table.move(v.categories, 1, #v.categories, 1, {}),
+    ordered = v.ordered }
+end
+
 local function copy_matrix(m)
   if is_tensor(m) then return core.clone(m) end
+  if is_frame(m) then
+    local cols = new_slot("columns", function() return true end)
+    for k, v in pairs(m) do cols[k] = copy_column(v) end
+    return to_frame(frame_info[m].name, cols, frame_info[m].rows)
+  end
   if is_sparse(m) then
     return T().sparse_csr(core.clone(m:indptr()), core.clone(m:indices()), core.clone(m:values()),
       m:shape())
@@ -552,8 +595,33 @@ local function ascending(idx)
   return core.item(core.all(core.gt(core.narrow(idx, 1, 2, n - 1), core.narrow(idx, 1, 1, n - 1))))
 end
 
+-- Rows `rows` of a data frame (categories kept, as pandas' iloc).
+local function select_frame(f, rows)
+  local cols = new_slot("columns", function() return true end)
+  for k, v in pairs(f) do
+    local kind = column_kind(v)
+    if kind == "categorical" then
+      cols[k] = { codes = core.index(v.codes, 1, rows),
+        categories = table.move(v.categories, 1, #v.categories, 1, {}), ordered = v.ordered }
+    elseif kind == "strings" then
+      local out, r = {}, core.totable(rows)
+      for i = 1, #r do out[i] = v[r[i]] end
+      cols[k] = out
+    elseif kind == "nullable" then
+      cols[k] = { values = core.index(v.values, 1, rows), mask = core.index(v.mask, 1, rows) }
+    else
+      cols[k] = core.index(v, 1, rows)
+    end
+  end
+  return to_frame(frame_info[f].name, cols, core.numel(rows))
+end
+
 local function select_matrix(m, rows, cols)
   if rows == nil and cols == nil then return copy_matrix(m) end
+  if is_frame(m) then
+    if cols ~= nil then error("a data frame in obsm/varm has no gene columns to select", 0) end
+    return select_frame(m, rows)
+  end
   if is_sparse(m) then
     local s = m:shape()
     if rows == nil and ascending(cols) then
@@ -1007,6 +1075,38 @@ local function with_missing(v, miss)
   return { codes = core.where(miss, 0, v.codes), categories = v.categories, ordered = v.ordered }
 end
 
+-- Tables of columns (obs of each object, or data frames) stacked by rows: the columns all have
+-- (outer=false) or any has (outer=true, missing entries as with_missing makes them), in order
+-- of appearance. ns[i] = the rows of tables[i].
+local function stack_columns(tables, ns, outer)
+  local out = new_slot("columns", function() return true end)
+  local ks, seen = {}, {}
+  for _, tb in ipairs(tables) do
+    for _, k in ipairs(keys_of(tb)) do
+      if not seen[k] then
+        seen[k] = true
+        local all = true
+        for _, other in ipairs(tables) do if other[k] == nil then all = false end end
+        if outer or all then ks[#ks + 1] = k end
+      end
+    end
+  end
+  for _, k in ipairs(ks) do
+    local parts, miss, template, any_missing = {}, {}, nil, false
+    for _, tb in ipairs(tables) do template = template or tb[k] end
+    for i, tb in ipairs(tables) do
+      local v = tb[k]
+      parts[i] = v or placeholder(template, ns[i])
+      miss[i] = core.full({ ns[i] }, v == nil and 1 or 0, { dtype = "bool" })
+      any_missing = any_missing or v == nil
+    end
+    local col = concat_columns(parts)
+    if col ~= nil and any_missing then col = with_missing(col, T().cat(miss, 1)) end
+    if col ~= nil then out[k] = col end
+  end
+  return out
+end
+
 -- One object's var column on the joined genes (missing where it lacks them).
 local function reindex_column(v, r)
   if r.all then return (select_column(v, r.cols)) end
@@ -1114,32 +1214,29 @@ function M.concat(list, opts)
   end
   t.obsm = new_slot("obsm", function() return true end)
   for _, k in ipairs(slot_keys("obsm", false)) do
-    local parts, ok = {}, true
+    local parts, ok, frames = {}, true, 0
     local s1 = shape_of(list[1].obsm[k])
     for i, ad in ipairs(list) do
       parts[i] = ad.obsm[k]
+      if is_frame(parts[i]) then frames = frames + 1 end
       local s = shape_of(parts[i])
       if #s ~= #s1 then ok = false else
         for d = 2, #s do if s[d] ~= s1[d] then ok = false end end
       end
     end
-    if ok then t.obsm[k] = vstack(parts) end
+    if frames == #list then
+      -- data frames: pandas' concat, which joins their columns outer
+      local ns = {}
+      for i, ad in ipairs(list) do ns[i] = ad.n_obs end
+      t.obsm[k] = to_frame("obsm." .. k, stack_columns(parts, ns, true), n)
+    elseif ok and frames == 0 then
+      t.obsm[k] = vstack(parts)
+    end
   end
   -- obs
-  t.obs = new_slot("obs", function() return true end)
-  for _, k in ipairs(slot_keys("obs", outer)) do
-    local parts, miss, template, any_missing = {}, {}, nil, false
-    for _, ad in ipairs(list) do template = template or ad.obs[k] end
-    for i, ad in ipairs(list) do
-      local v = ad.obs[k]
-      parts[i] = v or placeholder(template, ad.n_obs)
-      miss[i] = core.full({ ad.n_obs }, v == nil and 1 or 0, { dtype = "bool" })
-      any_missing = any_missing or v == nil
-    end
-    local col = concat_columns(parts)
-    if col ~= nil and any_missing then col = with_missing(col, T().cat(miss, 1)) end
-    if col ~= nil then t.obs[k] = col end
-  end
+  local obs_parts, ns = {}, {}
+  for i, ad in ipairs(list) do obs_parts[i], ns[i] = ad.obs, ad.n_obs end
+  t.obs = stack_columns(obs_parts, ns, outer)
   if o.label then
     local codes = {}
     for i, ad in ipairs(list) do
