@@ -47,6 +47,9 @@ describe("data frames in obsm and varm", function()
     ok, err = pcall(function() ad.varm.bad = { a = 5 } end)
     assert.is_false(ok)
     assert.matches("column 'a' must be", err, 1, true)
+    ok, err = pcall(function() ad.obsm.nested = { { 1, 2 }, { 3, 4 }, { 5, 6 } } end)
+    assert.matches("'nested' must be a tensor or a SparseCSR matrix, or a table of named columns, got a Lua list",
+      err, 1, true)
     -- other slots still take matrices only
     assert.has_error(function() ad.layers.bad = { a = T.zeros(3) } end)
     assert.has_error(function() ad.obsp.bad = { a = T.zeros(3) } end)

@@ -168,7 +168,7 @@ local function matrix_check(ad, slot)
   return function(k, v)
     local st = adstate[ad]
     if (slot == "obsm" or slot == "varm") and type(v) == "table" and not is_frame(v)
-      and (getmetatable(v) == nil or M.is_slot(v)) then
+      and (getmetatable(v) == nil and rawlen(v) == 0 or M.is_slot(v)) then
       -- a table of columns: a data frame with one row per cell (obsm) or gene (varm)
       local rows = slot == "obsm" and st.n_obs or st.n_vars
       local ok, f = pcall(to_frame, slot .. "." .. k, v, rows)
@@ -177,7 +177,9 @@ local function matrix_check(ad, slot)
     end
     local s = shape_of(v)
     if not s then
-      return false, string.format("'%s' must be a tensor or a SparseCSR matrix, got %s", k, type(v))
+      local frame = (slot == "obsm" or slot == "varm") and ", or a table of named columns" or ""
+      return false, string.format("'%s' must be a tensor or a SparseCSR matrix%s, got %s", k, frame,
+        type(v) == "table" and rawlen(v) > 0 and "a Lua list" or type(v))
     end
     local n, m = st.n_obs, st.n_vars
     local want, ok
