@@ -5,7 +5,8 @@
 --   ad.n_obs, ad.n_vars                     read-only sizes
 --   ad.X, ad.layers.<k>                     n_obs x n_vars: tensor or SparseCSR (or nil X)
 --   ad.obs.<col>, ad.var.<col>              columns (see below); ad.obs_names, ad.var_names
---   ad.obsm.<k>, ad.varm.<k>                first dim n_obs / n_vars (tensor or SparseCSR)
+--   ad.obsm.<k>, ad.varm.<k>                first dim n_obs / n_vars (tensor, SparseCSR or a
+--                                           data frame: a checked table of columns)
 --   ad.obsp.<k>, ad.varp.<k>                n_obs x n_obs / n_vars x n_vars
 --   ad.uns                                  a nested Lua table (unchecked)
 --   ad.raw                                  nil or {X=, var=, var_names=, varm=} (as read)
@@ -29,9 +30,16 @@ local function is_sparse(x) return T().is_sparse(x) end
 
 -- ---------- small helpers ----------
 
+-- Data frames kept in obsm/varm (anndata stores a pandas DataFrame there): ordered, checked
+-- tables of columns like ad.obs, made by to_frame. frame_info[frame] = {rows=, name=}.
+local frame_info = setmetatable({}, { __mode = "k" })
+local function is_frame(v) return frame_info[v] ~= nil end
+M.is_frame = is_frame
+
 local function shape_of(m)
   if is_tensor(m) then return core.shape(m) end
   if is_sparse(m) then return m:shape() end
+  if frame_info[m] then return { frame_info[m].rows, #m } end
   return nil
 end
 M._shape_of = shape_of
@@ -104,8 +112,9 @@ local function new_slot(name, check)
         end
         return
       end
-      local ok, msg = check(k, v)
+      local ok, msg, stored = check(k, v)
       if not ok then error(name .. ": " .. msg, 2) end
+      if stored ~= nil then v = stored end -- the check may store a converted value
       if vals[k] == nil then keys[#keys + 1] = k end
       vals[k] = v
     end,
@@ -153,12 +162,24 @@ local adstate = setmetatable({}, { __mode = "k" })
 local MATRIX_SLOTS = { "layers", "obsm", "varm", "obsp", "varp" }
 local SLOT_SET = { layers = true, obsm = true, varm = true, obsp = true, varp = true }
 
+local to_frame -- (defined with the columns below)
+
 local function matrix_check(ad, slot)
   return function(k, v)
     local st = adstate[ad]
+    if (slot == "obsm" or slot == "varm") and type(v) == "table" and not is_frame(v)
+      and (getmetatable(v) == nil and rawlen(v) == 0 or M.is_slot(v)) then
+      -- a table of columns: a data frame with one row per cell (obsm) or gene (varm)
+      local rows = slot == "obsm" and st.n_obs or st.n_vars
+      local ok, f = pcall(to_frame, slot .. "." .. k, v, rows)
+      if not ok then return false, string.format("'%s': %s", k, tostring(f):gsub("^[^:]*:%d+: ", "")) end
+      return true, nil, f
+    end
     local s = shape_of(v)
     if not s then
-      return false, string.format("'%s' must be a tensor or a SparseCSR matrix, got %s", k, type(v))
+      local frame = (slot == "obsm" or slot == "varm") and ", or a table of named columns" or ""
+      return false, string.format("'%s' must be a tensor or a SparseCSR matrix%s, got %s", k, frame,
+        type(v) == "table" and rawlen(v) > 0 and "a Lua list" or type(v))
     end
     local n, m = st.n_obs, st.n_vars
     local want, ok
@@ -217,6 +238,16 @@ local function column_check(n_fn, what)
     return true
   end
 end
+
+-- A data frame of n rows named `name` holding the columns of table t (a plain table, taken
+-- in sorted key order, or a slot or frame, in its order); the columns are shared.
+to_frame = function(name, t, n)
+  local f = new_slot(name, column_check(function() return n end, name))
+  frame_info[f] = { rows = n, name = name }
+  for _, k in ipairs(M.keys(t)) do f[k] = t[k] end
+  return f
+end
+M.frame = to_frame
 
 local function check_names(names, n, what)
   if type(names) ~= "table" or getmetatable(names) ~= nil then
@@ -292,7 +323,7 @@ local FIELDS = { X = true, obs = true, var = true, obs_names = true, var_names =
 AD.__newindex = function(ad, k, v)
   local st = adstate[ad]
   if k == "n_obs" or k == "n_vars" then
-    error("AnnData: " .. k .. " is read-only (use ad:subset or velua.concat)", 2)
+    error("AnnData: " .. k .. " is read-only (use ad:subset, ad:_inplace_subset_obs/_var or velua.concat)", 2)
   elseif k == "X" then
     if v ~= nil then
       local s = shape_of(v)
@@ -436,8 +467,22 @@ end
 
 -- ---------- copies ----------
 
+local function copy_column(v)
+  local kind = column_kind(v)
+  if kind == "tensor" then return core.clone(v) end
+  if kind == "strings" then return table.move(v, 1, #v, 1, {}) end
+  if kind == "nullable" then return { values = core.clone(v.values), mask = core.clone(v.mask) } end
+  return { codes = core.clone(v.codes), categories = table.move(v.categories, 1, #v.categories, 1, {}),
+    ordered = v.ordered }
+end
+
 local function copy_matrix(m)
   if is_tensor(m) then return core.clone(m) end
+  if is_frame(m) then
+    local cols = new_slot("columns", function() return true end)
+    for k, v in pairs(m) do cols[k] = copy_column(v) end
+    return to_frame(frame_info[m].name, cols, frame_info[m].rows)
+  end
   if is_sparse(m) then
     return T().sparse_csr(core.clone(m:indptr()), core.clone(m:indices()), core.clone(m:values()),
       m:shape())
@@ -545,10 +590,47 @@ local function positions(idx, n, names, what)
 end
 M._positions = positions
 
+-- True when the positions (i64 tensor) strictly increase.
+local function ascending(idx)
+  local n = core.numel(idx)
+  if n < 2 then return true end
+  return core.item(core.all(core.gt(core.narrow(idx, 1, 2, n - 1), core.narrow(idx, 1, 1, n - 1))))
+end
+
+-- Rows `rows` of a data frame (categories kept, as pandas' iloc).
+local function select_frame(f, rows)
+  local cols = new_slot("columns", function() return true end)
+  for k, v in pairs(f) do
+    local kind = column_kind(v)
+    if kind == "categorical" then
+      cols[k] = { codes = core.index(v.codes, 1, rows),
+        categories = table.move(v.categories, 1, #v.categories, 1, {}), ordered = v.ordered }
+    elseif kind == "strings" then
+      local out, r = {}, core.totable(rows)
+      for i = 1, #r do out[i] = v[r[i]] end
+      cols[k] = out
+    elseif kind == "nullable" then
+      cols[k] = { values = core.index(v.values, 1, rows), mask = core.index(v.mask, 1, rows) }
+    else
+      cols[k] = core.index(v, 1, rows)
+    end
+  end
+  return to_frame(frame_info[f].name, cols, core.numel(rows))
+end
+
 local function select_matrix(m, rows, cols)
   if rows == nil and cols == nil then return copy_matrix(m) end
+  if is_frame(m) then
+    if cols ~= nil then error("a data frame in obsm/varm has no gene columns to select", 0) end
+    return select_frame(m, rows)
+  end
   if is_sparse(m) then
     local s = m:shape()
+    if rows == nil and ascending(cols) then
+      -- genes only, in order (filters): the parallel column selection of velua.pp
+      local p, i, v = core.csr_select_columns(m:indptr(), m:indices(), m:values(), s[1], s[2], cols)
+      return T().sparse_csr(p, i, v, { s[1], core.numel(cols) })
+    end
     local p, i, v = core.csr_select(m:indptr(), m:indices(), m:values(), s[1], s[2], rows, cols)
     return T().sparse_csr(p, i, v, { rows and core.numel(rows) or s[1], cols and core.numel(cols) or s[2] })
   end
@@ -651,6 +733,71 @@ function AnnData.subset(ad, obs_idx, var_idx)
       var_names = deep_copy(st.raw.var_names), varm = deep_copy_slot(st.raw.varm) }
   end
   return M.new(t)
+end
+
+-- Cuts ad itself to the cells `r` or the genes `c` (i64 positions; exactly one is given), as
+-- anndata's _inplace_subset_obs/_var: the matrices and columns along that axis are replaced by
+-- new ones (no tensor is changed, so anything sharing the old ones keeps its values); the
+-- other axis's fields and uns stay as they are, except uns["<col>_colors"] of a categorical
+-- column that loses categories. The slot tables (ad.layers, ad.var, ...) stay the same
+-- objects. Everything is computed before ad changes: an error leaves it as it was.
+local function inplace_subset(ad, r, c)
+  local st = adstate[ad]
+  local axis = r and "obs" or "var"
+  local sel = r or c
+  local n_new = core.numel(sel)
+  local updates = {} -- {proxy, key, value}: written into the slots at the end
+  local function put(proxy, k, v) updates[#updates + 1] = { proxy, k, v } end
+  local new_X = st.X ~= nil and select_matrix(st.X, r, c) or nil
+  for k, v in pairs(st.layers) do put(st.layers, k, select_matrix(v, r, c)) end
+  local m_slot, p_slot = axis .. "m", axis .. "p"
+  for k, v in pairs(st[m_slot]) do put(st[m_slot], k, select_matrix(v, sel, nil)) end
+  for k, v in pairs(st[p_slot]) do put(st[p_slot], k, select_matrix(v, sel, sel)) end
+  local colors = {}
+  for k, v in pairs(st[axis]) do
+    local col, kept = select_column(v, sel)
+    put(st[axis], k, col)
+    local old = st.uns[k .. "_colors"]
+    if kept and type(old) == "table" and #old == #v.categories then
+      local nc = {}
+      for i, j in ipairs(kept) do nc[i] = old[j] end
+      colors[k .. "_colors"] = nc
+    end
+  end
+  local names = take_list(st[axis .. "_names"], sel)
+  local raw = st.raw
+  if raw and r then
+    raw = { X = select_matrix(raw.X, r, nil), var = raw.var, var_names = raw.var_names,
+      varm = raw.varm }
+  end
+  -- commit
+  if r then st.n_obs = n_new else st.n_vars = n_new end
+  st[axis .. "_names"] = names
+  st.X = new_X
+  st.raw = raw
+  for _, u in ipairs(updates) do slot_state[u[1]].vals[u[2]] = u[3] end
+  for k, v in pairs(colors) do st.uns[k] = v end
+  return ad
+end
+
+-- ad:_inplace_subset_var(idx) / ad:_inplace_subset_obs(idx): ad itself cut to the genes /
+-- cells `idx` (any index ad:subset takes; nil keeps all), as anndata's methods of these
+-- names; returns ad.
+-- velua.pp's gene filters use the first, so that they change their argument as scVelo does.
+function AnnData._inplace_subset_var(ad, idx)
+  local st = adstate[ad]
+  if not st then error("_inplace_subset_var: AnnData expected", 2) end
+  local c = positions(idx, st.n_vars, st.var_names, "_inplace_subset_var")
+  if c == nil then return ad end -- nil: every gene
+  return inplace_subset(ad, nil, c)
+end
+
+function AnnData._inplace_subset_obs(ad, idx)
+  local st = adstate[ad]
+  if not st then error("_inplace_subset_obs: AnnData expected", 2) end
+  local r = positions(idx, st.n_obs, st.obs_names, "_inplace_subset_obs")
+  if r == nil then return ad end -- nil: every cell
+  return inplace_subset(ad, r, nil)
 end
 
 -- ---------- concatenation ----------
@@ -766,32 +913,39 @@ values_equal = function(a, b)
 end
 M._values_equal = values_equal
 
--- velua.concat({ad1, ad2, ...}, {label=, keys=, join="inner", index_unique=, merge=}):
--- stacks cells. Genes: the inner join on var_names, in the order of the first AnnData.
--- Kept: X and the layers and obsm keys that all have; obs columns that all have (categories
--- united; columns whose kinds differ are dropped); obs_names (suffixed "<sep><key>" with
--- index_unique=sep). `label` adds a categorical obs column with the batch keys (default "0",
--- "1", ...). var columns: none (merge=nil, anndata's default), "first" (from the first
--- AnnData) or "same" (those equal in all). obsp, varm, varp and uns are dropped, as anndata.
-function M.concat(list, opts)
-  local o = options.check("concat", opts, { label = options.NONE, keys = options.NONE,
-    join = "inner", index_unique = options.NONE, merge = options.NONE })
-  if type(list) ~= "table" or #list == 0 then error("concat: expected a non-empty list of AnnData", 2) end
-  for i, ad in ipairs(list) do
-    if not adstate[ad] then error("concat: element " .. i .. " is not an AnnData", 2) end
+-- ---------- joins along the genes (velua.concat) ----------
+
+local function same_list(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+-- The gene names of join="outer": pandas' Index.union reduced over the objects (anndata's
+-- merge_indices), which sorts the names of both sides unless they are equal or one is empty.
+local function union_names(lists)
+  local acc = lists[1]
+  for i = 2, #lists do
+    local b = lists[i]
+    if #acc == 0 then
+      acc = b
+    elseif #b > 0 and not same_list(acc, b) then
+      local seen, out = {}, {}
+      for _, l in ipairs { acc, b } do
+        for _, name in ipairs(l) do
+          if not seen[name] then seen[name] = true; out[#out + 1] = name end
+        end
+      end
+      table.sort(out) -- byte order (Lua runs in the C locale), pandas' code point order
+      acc = out
+    end
   end
-  if o.join ~= "inner" then error("concat: only join=\"inner\" is supported, got " .. tostring(o.join), 2) end
-  if o.merge ~= nil and o.merge ~= "first" and o.merge ~= "same" then
-    error("concat: merge must be nil, \"first\" or \"same\", got " .. tostring(o.merge), 2)
-  end
-  local keys = o.keys
-  if keys == nil then
-    keys = {}
-    for i = 1, #list do keys[i] = tostring(i - 1) end
-  elseif type(keys) ~= "table" or #keys ~= #list then
-    error(string.format("concat: keys must list %d names, one per AnnData", #list), 2)
-  end
-  -- the inner join of var names, in the first AnnData's order
+  return table.move(acc, 1, #acc, 1, {})
+end
+
+-- The gene names of join="inner": those all objects have, in the first one's order
+-- (pandas' Index.intersection).
+local function common_names(list)
   local present = {}
   for _, ad in ipairs(list) do
     local seen = {}
@@ -806,62 +960,285 @@ function M.concat(list, opts)
   for _, name in ipairs(list[1].var_names) do
     if present[name] == #list then common[#common + 1] = name; present[name] = -1 end
   end
-  local cols = {}
-  for i, ad in ipairs(list) do
-    local pos = {}
-    for j, name in ipairs(ad.var_names) do if pos[name] == nil then pos[name] = j end end
-    local p = {}
-    for j, name in ipairs(common) do p[j] = pos[name] end
-    cols[i] = core.from_table(p, { dtype = "i64" })
-    if #common == 0 then cols[i] = core.empty({ 0 }, { dtype = "i64" }) end
+  return common
+end
+
+local function i64(list)
+  if #list == 0 then return core.empty({ 0 }, { dtype = "i64" }) end
+  return core.from_table(list, { dtype = "i64" })
+end
+
+-- How one object's genes map onto the joined genes `names` (G of them):
+--   all     every joined gene is present; cols = its positions in the object (i64, G)
+--   from    positions in the object of the joined genes it has (in joined order),
+--   to      their joined positions (1-based, ascending), gather = positions with 1 for the
+--           missing ones, missing = bool {1, G} (true where the object lacks the gene)
+local function gene_map(ad, names)
+  local pos = {}
+  for j, name in ipairs(ad.var_names) do if pos[name] == nil then pos[name] = j end end
+  local from, to, gather, miss = {}, {}, {}, {}
+  for j, name in ipairs(names) do
+    local p = pos[name]
+    if p then from[#from + 1] = p; to[#to + 1] = j end
+    gather[j] = p or 1
+    miss[j] = p == nil
   end
+  local r = { G = #names, n_vars = ad.n_vars, all = #from == #names }
+  if r.all then
+    r.cols = i64(from)
+  else
+    r.from, r.to = i64(from), i64(to)
+    r.gather = i64(gather)
+    r.missing = #names > 0 and core.reshape(core.from_table(miss, { dtype = "bool" }), { 1, #names })
+      or nil
+  end
+  return r
+end
+
+local function fill_is_integral(fill) return math.type(fill) == "integer" or fill == math.floor(fill) end
+
+-- The dtype of a dense matrix holding dt values and `fill`.
+local function fill_dtype(dt, fill)
+  if dt == "f32" or dt == "f64" then return dt end
+  if dt == "i64" and fill_is_integral(fill) then return dt end
+  return "f32"
+end
+
+-- An n x G matrix of `fill` (dense with dtype dt, or CSR when sparse).
+local function fill_matrix(n, G, fill, dt, sparse)
+  if sparse and fill == 0 then
+    return T().sparse_csr(core.full({ n + 1 }, 0, { dtype = "i64" }), core.empty({ 0 }, { dtype = "i64" }),
+      core.empty({ 0 }, { dtype = dt == "f64" and "f64" or "f32" }), { n, G })
+  end
+  local d = core.full({ n, G }, fill, { dtype = fill_dtype(dt, fill) })
+  return sparse and T().sparse_from_dense(d) or d
+end
+
+-- Matrix m (n x n_vars of one object) with its columns on the joined genes; genes it lacks
+-- hold `fill` (anndata's Reindexer).
+local function reindex_columns(m, r, fill)
+  if r.all then return select_matrix(m, nil, r.cols) end
+  local n = shape_of(m)[1]
+  if is_sparse(m) then
+    if fill ~= 0 then return T().sparse_from_dense(reindex_columns(m:to_dense(), r, fill)) end
+    local sub = select_matrix(m, nil, r.from) -- the present genes, in joined order
+    local idx = sub:indices()
+    if core.numel(idx) > 0 then idx = core.index(core.sub(r.to, 1), 1, core.add(idx, 1)) end
+    return T().sparse_csr(sub:indptr(), idx, sub:values(), { n, r.G })
+  end
+  local dt = fill_dtype(core.dtype(m), fill)
+  if core.numel(r.from) == 0 or n == 0 then return fill_matrix(n, r.G, fill, dt, false) end
+  if core.dtype(m) ~= dt then m = core.to(m, dt) end
+  return core.where(r.missing, fill, core.index(m, 2, r.gather))
+end
+
+-- A column of n entries of v's kind and dtype, every entry missing-to-be.
+local function placeholder(v, n)
+  local kind = column_kind(v)
+  if kind == "tensor" then return core.full({ n }, 0, { dtype = core.dtype(v) }) end
+  if kind == "strings" then
+    local t = {}
+    for i = 1, n do t[i] = "" end
+    return t
+  end
+  if kind == "nullable" then
+    return { values = core.full({ n }, 0, { dtype = core.dtype(v.values) }),
+      mask = core.full({ n }, 1, { dtype = "bool" }) }
+  end
+  return { codes = core.full({ n }, 0, { dtype = "i64" }), categories = v.categories, ordered = v.ordered }
+end
+
+-- Column v with the entries where miss (bool tensor) is true made missing, as pandas does
+-- when it reindexes: floats get NaN, integers become f64 with NaN, booleans a nullable
+-- column, strings a categorical (sorted categories, as anndata stores strings), categoricals
+-- code 0 (categories kept).
+local function with_missing(v, miss)
+  local kind = column_kind(v)
+  if kind == "tensor" then
+    local dt = core.dtype(v)
+    if dt == "bool" then return { values = v, mask = miss } end
+    if dt ~= "f32" and dt ~= "f64" then v = core.to(v, "f64") end
+    return core.where(miss, 0 / 0, v)
+  elseif kind == "nullable" then
+    return { values = v.values, mask = core.logical_or(v.mask, miss) }
+  elseif kind == "strings" then
+    local m = core.totable(miss)
+    local cats, seen = {}, {}
+    for i, s in ipairs(v) do
+      if not m[i] and not seen[s] then seen[s] = true; cats[#cats + 1] = s end
+    end
+    table.sort(cats)
+    local code = {}
+    for j, s in ipairs(cats) do code[s] = j end
+    local codes = {}
+    for i, s in ipairs(v) do codes[i] = m[i] and 0 or code[s] end
+    return { codes = i64(codes), categories = cats }
+  end
+  return { codes = core.where(miss, 0, v.codes), categories = v.categories, ordered = v.ordered }
+end
+
+-- Tables of columns (obs of each object, or data frames) stacked by rows: the columns all have
+-- (outer=false) or any has (outer=true, missing entries as with_missing makes them), in order
+-- of appearance. ns[i] = the rows of tables[i].
+local function stack_columns(tables, ns, outer)
+  local out = new_slot("columns", function() return true end)
+  local ks, seen = {}, {}
+  for _, tb in ipairs(tables) do
+    for _, k in ipairs(keys_of(tb)) do
+      if not seen[k] then
+        seen[k] = true
+        local all = true
+        for _, other in ipairs(tables) do if other[k] == nil then all = false end end
+        if outer or all then ks[#ks + 1] = k end
+      end
+    end
+  end
+  for _, k in ipairs(ks) do
+    local parts, miss, template, any_missing = {}, {}, nil, false
+    for _, tb in ipairs(tables) do template = template or tb[k] end
+    for i, tb in ipairs(tables) do
+      local v = tb[k]
+      parts[i] = v or placeholder(template, ns[i])
+      miss[i] = core.full({ ns[i] }, v == nil and 1 or 0, { dtype = "bool" })
+      any_missing = any_missing or v == nil
+    end
+    local col = concat_columns(parts)
+    if col ~= nil and any_missing then col = with_missing(col, T().cat(miss, 1)) end
+    if col ~= nil then out[k] = col end
+  end
+  return out
+end
+
+-- One object's var column on the joined genes (missing where it lacks them).
+local function reindex_column(v, r)
+  if r.all then return (select_column(v, r.cols)) end
+  if r.n_vars == 0 then return with_missing(placeholder(v, r.G), core.full({ r.G }, 1, { dtype = "bool" })) end
+  local col = select_column(v, r.gather)
+  if column_kind(col) == "categorical" then -- the dummy positions must not keep categories
+    col = { codes = core.index(v.codes, 1, r.gather), categories = v.categories, ordered = v.ordered }
+  end
+  return with_missing(col, core.reshape(r.missing, { r.G }))
+end
+
+-- velua.concat({ad1, ad2, ...}, {label=, keys=, join="inner"|"outer", fill_value=0,
+-- index_unique=, merge=}): stacks cells (anndata.concat along obs).
+--   join="inner": the genes all objects have, in the first object's order; X, the layers and
+--     the obs columns all objects have.
+--   join="outer": the union of the genes (pandas' Index.union: sorted unless all objects list
+--     the same genes); X and layers (those any object has) hold fill_value (default 0) where
+--     an object lacks the gene or the layer; obs columns any object has, missing entries as
+--     pandas fills them (see with_missing).
+-- Both: obsm keys all objects have (same trailing shape); categories of obs columns united
+-- (columns whose kinds differ are dropped); obs_names (suffixed "<sep><key>" with
+-- index_unique=sep). `label` adds a categorical obs column of the batch keys (default "0",
+-- "1", ...). var columns: none (merge=nil, anndata's default), "first" (each from the first
+-- object having it) or "same" (those all have with equal values on the joined genes).
+-- Sparse results when any part is sparse. obsp, varm, varp, uns and raw are dropped.
+function M.concat(list, opts)
+  local o = options.check("concat", opts, { label = options.NONE, keys = options.NONE,
+    join = "inner", fill_value = 0, index_unique = options.NONE, merge = options.NONE })
+  if type(list) ~= "table" or #list == 0 then error("concat: expected a non-empty list of AnnData", 2) end
+  for i, ad in ipairs(list) do
+    if not adstate[ad] then error("concat: element " .. i .. " is not an AnnData", 2) end
+  end
+  if o.join ~= "inner" and o.join ~= "outer" then
+    error("concat: join must be \"inner\" or \"outer\", got " .. tostring(o.join), 2)
+  end
+  if type(o.fill_value) ~= "number" then
+    error("concat: fill_value must be a number, got " .. type(o.fill_value), 2)
+  end
+  if o.merge ~= nil and o.merge ~= "first" and o.merge ~= "same" then
+    error("concat: merge must be nil, \"first\" or \"same\", got " .. tostring(o.merge), 2)
+  end
+  local keys = o.keys
+  if keys == nil then
+    keys = {}
+    for i = 1, #list do keys[i] = tostring(i - 1) end
+  elseif type(keys) ~= "table" or #keys ~= #list then
+    error(string.format("concat: keys must list %d names, one per AnnData", #list), 2)
+  end
+  local outer, fill = o.join == "outer", o.fill_value
+  local names
+  if outer then
+    local lists = {}
+    for i, ad in ipairs(list) do lists[i] = ad.var_names end
+    names = union_names(lists)
+  else
+    names = common_names(list)
+  end
+  local maps = {}
+  for i, ad in ipairs(list) do maps[i] = gene_map(ad, names) end
   local n = 0
   for _, ad in ipairs(list) do n = n + ad.n_obs end
-  local t = { n_obs = n, n_vars = #common, var_names = common }
-  -- X and layers
-  local all_x = true
-  for _, ad in ipairs(list) do if ad.X == nil then all_x = false end end
-  if all_x then
-    local parts = {}
-    for i, ad in ipairs(list) do parts[i] = select_matrix(ad.X, nil, cols[i]) end
-    t.X = vstack(parts)
-  end
-  local function common_keys(slot)
-    local ks = {}
-    for _, k in ipairs(keys_of(list[1][slot])) do
-      local ok = true
-      for _, ad in ipairs(list) do if ad[slot][k] == nil then ok = false end end
-      if ok then ks[#ks + 1] = k end
+  local t = { n_obs = n, n_vars = #names, var_names = names }
+
+  -- keys of a slot: those all objects have (inner) or any has (outer), first seen first
+  local function slot_keys(slot, any)
+    local ks, seen = {}, {}
+    for _, ad in ipairs(list) do
+      for _, k in ipairs(keys_of(ad[slot])) do
+        if not seen[k] then
+          seen[k] = true
+          local ok = true
+          if not any then
+            for _, other in ipairs(list) do if other[slot][k] == nil then ok = false end end
+          end
+          if ok then ks[#ks + 1] = k end
+        end
+      end
     end
     return ks
   end
-  t.layers = new_slot("layers", function() return true end)
-  for _, k in ipairs(common_keys("layers")) do
+  -- X and the layers: one matrix per object, a fill for objects without it (outer)
+  local function stack(get)
+    local sparse, dts = false, {}
+    for _, ad in ipairs(list) do
+      local m = get(ad)
+      if m ~= nil then
+        if is_sparse(m) then sparse = true; dts[#dts + 1] = m:dtype() else dts[#dts + 1] = core.dtype(m) end
+      end
+    end
+    local dt = promote(dts)
     local parts = {}
-    for i, ad in ipairs(list) do parts[i] = select_matrix(ad.layers[k], nil, cols[i]) end
-    t.layers[k] = vstack(parts)
+    for i, ad in ipairs(list) do
+      local m = get(ad)
+      parts[i] = m ~= nil and reindex_columns(m, maps[i], fill)
+        or fill_matrix(ad.n_obs, #names, fill, dt, sparse)
+    end
+    return vstack(parts)
+  end
+  local all_x = true
+  for _, ad in ipairs(list) do if ad.X == nil then all_x = false end end
+  if all_x then t.X = stack(function(ad) return ad.X end) end
+  t.layers = new_slot("layers", function() return true end)
+  for _, k in ipairs(slot_keys("layers", outer)) do
+    t.layers[k] = stack(function(ad) return ad.layers[k] end)
   end
   t.obsm = new_slot("obsm", function() return true end)
-  for _, k in ipairs(common_keys("obsm")) do
-    local parts, ok = {}, true
+  for _, k in ipairs(slot_keys("obsm", false)) do
+    local parts, ok, frames = {}, true, 0
     local s1 = shape_of(list[1].obsm[k])
     for i, ad in ipairs(list) do
       parts[i] = ad.obsm[k]
+      if is_frame(parts[i]) then frames = frames + 1 end
       local s = shape_of(parts[i])
       if #s ~= #s1 then ok = false else
         for d = 2, #s do if s[d] ~= s1[d] then ok = false end end
       end
     end
-    if ok then t.obsm[k] = vstack(parts) end
+    if frames == #list then
+      -- data frames: pandas' concat, which joins their columns outer
+      local ns = {}
+      for i, ad in ipairs(list) do ns[i] = ad.n_obs end
+      t.obsm[k] = to_frame("obsm." .. k, stack_columns(parts, ns, true), n)
+    elseif ok and frames == 0 then
+      t.obsm[k] = vstack(parts)
+    end
   end
   -- obs
-  t.obs = new_slot("obs", function() return true end)
-  for _, k in ipairs(common_keys("obs")) do
-    local parts = {}
-    for i, ad in ipairs(list) do parts[i] = ad.obs[k] end
-    local col = concat_columns(parts)
-    if col ~= nil then t.obs[k] = col end
-  end
+  local obs_parts, ns = {}, {}
+  for i, ad in ipairs(list) do obs_parts[i], ns[i] = ad.obs, ad.n_obs end
+  t.obs = stack_columns(obs_parts, ns, outer)
   if o.label then
     local codes = {}
     for i, ad in ipairs(list) do
@@ -869,27 +1246,30 @@ function M.concat(list, opts)
     end
     local cats = {}
     for i, k in ipairs(keys) do cats[i] = tostring(k) end
-    t.obs[o.label] = { codes = core.from_table(codes, { dtype = "i64" }), categories = cats }
-    if #codes == 0 then t.obs[o.label].codes = core.empty({ 0 }, { dtype = "i64" }) end
+    t.obs[o.label] = { codes = i64(codes), categories = cats }
   end
-  local names = {}
+  local obs_names = {}
   for i, ad in ipairs(list) do
     for _, name in ipairs(ad.obs_names) do
-      names[#names + 1] = o.index_unique and (name .. o.index_unique .. tostring(keys[i])) or name
+      obs_names[#obs_names + 1] = o.index_unique and (name .. o.index_unique .. tostring(keys[i])) or name
     end
   end
-  t.obs_names = names
+  t.obs_names = obs_names
   -- var
   t.var = new_slot("var", function() return true end)
-  if o.merge ~= nil then
-    for _, k in ipairs(keys_of(list[1].var)) do
-      local first = select_column(list[1].var[k], cols[1])
+  if o.merge == "first" then
+    for _, k in ipairs(slot_keys("var", true)) do
+      for i, ad in ipairs(list) do
+        local v = ad.var[k]
+        if v ~= nil then t.var[k] = reindex_column(v, maps[i]); break end
+      end
+    end
+  elseif o.merge == "same" then
+    for _, k in ipairs(slot_keys("var", false)) do
+      local first = reindex_column(list[1].var[k], maps[1])
       local keep = true
-      if o.merge == "same" then
-        for i = 2, #list do
-          local v = list[i].var[k]
-          if v == nil or not values_equal(first, (select_column(v, cols[i]))) then keep = false end
-        end
+      for i = 2, #list do
+        if not values_equal(first, reindex_column(list[i].var[k], maps[i])) then keep = false; break end
       end
       if keep then t.var[k] = first end
     end

@@ -127,7 +127,7 @@ function Reader:matrix(p)
       end
       error("group without encoding-type or h5sparse_format is not a matrix", 0)
     elseif et == "dataframe" then
-      error("dataframes as matrices (in obsm/varm) are not supported", 0)
+      error("a dataframe is not a matrix (data frames are read in obsm and varm only)", 0)
     end
     unknown(p, et, self)
   elseif kind == "dataset" then
@@ -418,7 +418,15 @@ local function read_file(path, o)
       if et ~= nil and et ~= "dict" then at(p, unknown, p, et, r) end
       for _, k in ipairs(at(p, wanted, o[slot], core.h5_list(r.f, p), (slot:gsub("s$", "")))) do
         local ep = join(p, k)
-        local m = at(ep, r.matrix, r, ep)
+        local m
+        if (slot == "obsm" or slot == "varm") and r:kind(ep) == "group" and r:etype(ep) == "dataframe" then
+          -- a pandas DataFrame: its columns, in order (the index is obs_names / var_names)
+          local _, cols = at(ep, r.dataframe, r, ep, true, slot .. " dataframe")
+          m = anndata.new_slot("columns", function() return true end)
+          for _, c in ipairs(cols) do m[c[1]] = c[2] end
+        else
+          m = at(ep, r.matrix, r, ep)
+        end
         at(ep, function() ad[slot][k] = m end)
       end
     elseif o[slot] ~= false and kind == "dataset" then
@@ -726,7 +734,11 @@ function M.write(ad, path, opts)
       w:group("/" .. slot, "dict", "0.1.0")
       for k, m in pairs(ad[slot]) do
         local p = "/" .. slot .. "/" .. check_key(k, "/" .. slot)
-        at(p, w.matrix, w, p, m)
+        if anndata.is_frame(m) then -- a data frame, indexed as anndata wants by the axis names
+          at(p, w.dataframe, w, p, m, slot == "obsm" and ad.obs_names or ad.var_names)
+        else
+          at(p, w.matrix, w, p, m)
+        end
       end
     end
     at("/uns", w.value, w, "/uns", ad.uns, 1, {})

@@ -119,8 +119,8 @@ end
 
 -- filter_genes(ad, {min_counts=, min_cells=, max_counts=, max_cells=, min_counts_u=, ...,
 -- min_shared_counts=, min_shared_cells=, retain_genes=}): keeps the genes passing every given
--- threshold (all unset by default). Returns the filtered AnnData (ad itself when it can be
--- changed in place, see util.subset_vars) and the number of genes removed.
+-- threshold (all unset by default), in place (see util.subset_vars). Returns ad and the
+-- number of genes removed.
 function M.filter_genes(ad, opts)
   util.check_adata("filter_genes", ad)
   local keep, removed = M.gene_selection("filter_genes", ad, opts)

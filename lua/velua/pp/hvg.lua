@@ -212,7 +212,7 @@ local function run(fname, ad, opts, subset_default)
       for i = 1, #keep do keep[i] = keep[i] or want[ad.var_names[i]] == true end
     end
     local kept = util.which(keep)
-    ad = util.subset_vars(ad, kept)
+    util.subset_vars(ad, kept)
     return ad, true, kept
   end
   return ad, true
@@ -221,7 +221,7 @@ end
 -- highly_variable_genes(ad, {n_top_genes=, flavor="seurat", n_bins=20, min_mean=0.0125,
 -- max_mean=3, min_disp=0.5, max_disp=inf, log=true, subset=false, retain_genes=}): writes
 -- var.means, var.dispersions, var.dispersions_norm, var.highly_variable; with subset=true
--- keeps only those genes. Skipped (returns ad, false) when n_top_genes exceeds the genes left.
+-- keeps only those genes (ad changed in place). Skipped (returns ad, false) when n_top_genes exceeds the genes left.
 function M.highly_variable_genes(ad, opts)
   return run("highly_variable_genes", ad, opts, false)
 end

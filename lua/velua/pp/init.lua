@@ -40,9 +40,8 @@ local fn_defaults = {
 -- min_shared_cells=, retain_genes=, layers_normalize=, counts_per_cell_after=, ...}):
 -- filter_genes, normalize_per_cell, filter_genes_dispersion (when n_top_genes is set and
 -- enough genes are left), then log1p of X when X still equals the spliced counts.
--- Set n_top_genes or min_shared_counts to false to skip that step. Returns the result: ad
--- itself, or a new AnnData when genes were removed from one that cannot shrink in place
--- (write `ad = pp.filter_and_normalize(ad)`).
+-- Set n_top_genes or min_shared_counts to false to skip that step. Changes ad in place (genes
+-- removed from it, as scVelo does) and returns it.
 function M.filter_and_normalize(ad, opts)
   util.check_adata("filter_and_normalize", ad)
   local o = options.check("filter_and_normalize", opts, fn_defaults)
@@ -66,7 +65,6 @@ function M.filter_and_normalize(ad, opts)
   -- selecting columns. It saves a column selection and a scaling pass per layer.
   local keep1 = filter.gene_selection("filter_and_normalize", ad, filter_opts)
   if keep1 ~= nil and #keep1 == ad.n_vars then keep1 = nil end -- every gene kept
-  local orig = ad
   local held, factors = nil, nil
   local has_layers = false
   for _ in pairs(ad.layers) do has_layers = true break end
@@ -77,11 +75,11 @@ function M.filter_and_normalize(ad, opts)
     for name in pairs(held) do ad.layers[name] = nil end
   end
   local ok, err = pcall(function()
-    if keep1 ~= nil then ad = util.subset_vars(ad, keep1) end
+    if keep1 ~= nil then util.subset_vars(ad, keep1) end
     normalize.normalize_per_cell(ad, norm_opts)
     local keep2
     if opt(o.n_top_genes) ~= nil then
-      ad, _, keep2 = hvg.filter_genes_dispersion(ad, { n_top_genes = o.n_top_genes,
+      _, _, keep2 = hvg.filter_genes_dispersion(ad, { n_top_genes = o.n_top_genes,
         retain_genes = o.retain_genes, flavor = o.flavor, subset = o.subset_highly_variable })
     end
     if held ~= nil then
@@ -109,10 +107,8 @@ function M.filter_and_normalize(ad, opts)
   end)
   if held ~= nil then
     -- an error on the way: the layers go back (uncut) where they fit
-    for _, a in ipairs { orig, ad } do
-      for name, m in pairs(held) do
-        if a.layers[name] == nil and m:shape()[2] == a.n_vars then a.layers[name] = m end
-      end
+    for name, m in pairs(held) do
+      if ad.layers[name] == nil and m:shape()[2] == ad.n_vars then ad.layers[name] = m end
     end
   end
   if not ok then error(err, 0) end

@@ -90,15 +90,19 @@ function M.first_rows(m, rows)
   return m:narrow(1, 1, rows)
 end
 
--- Entries `keep` of a column (tensor, categorical or array of strings).
+-- Entries `keep` (an i64 tensor) of a column (tensor, categorical, nullable or array of
+-- strings).
 local function select_entries(col, keep)
   if T.is_tensor(col) then return col:index(1, keep) end
   if type(col) == "table" and col.codes ~= nil then
-    return { codes = col.codes:index(1, keep), categories = col.categories }
+    return { codes = col.codes:index(1, keep), categories = col.categories, ordered = col.ordered }
+  end
+  if type(col) == "table" and T.is_tensor(col.values) and T.is_tensor(col.mask) then
+    return { values = col.values:index(1, keep), mask = col.mask:index(1, keep) }
   end
   if type(col) == "table" then
     local out = {}
-    for i, k in ipairs(keep) do out[i] = col[k] end
+    for i, k in ipairs(keep:totable()) do out[i] = col[k] end
     return out
   end
   return col
@@ -112,46 +116,19 @@ function M.which(mask)
   return out
 end
 
--- Keeps the genes `keep` (1-based, ascending) of ad: X, layers, var, var_names, varm, varp
--- and n_vars. Returns the AnnData holding the result: ad itself, changed in place (a plain
--- table, or an AnnData offering _inplace_subset_var), or else the new AnnData of
--- ad:subset(nil, keep).
+-- Keeps the genes `keep` (1-based, ascending) of ad, in place: X, layers, var, var_names,
+-- varm, varp and n_vars. A velua.AnnData does it with ad:_inplace_subset_var (anndata's
+-- semantics: unused categories dropped, ...); a plain table is changed here. Returns ad.
 function M.subset_vars(ad, keep)
   if #keep == ad.n_vars then return ad end
   if type(ad._inplace_subset_var) == "function" then
-    ad:_inplace_subset_var(keep)
-    return ad
-  end
-  if type(ad.subset) == "function" then
-    -- ad:subset for the gene-axis annotations (its semantics: unused categories dropped, ...)
-    -- with X and the layers detached meanwhile: they are cut here by the parallel column
-    -- selection, which is several times faster than copying them first
-    local X, names, mats = ad.X, {}, {}
-    for name, m in pairs(ad.layers) do names[#names + 1] = name; mats[name] = m end
-    local new_X = X ~= nil and M.select_columns(X, keep) or nil
-    local new_layers = {}
-    for _, name in ipairs(names) do new_layers[name] = M.select_columns(mats[name], keep) end
-    if X ~= nil then ad.X = nil end
-    for _, name in ipairs(names) do ad.layers[name] = nil end
-    local ok, s = pcall(ad.subset, ad, nil, keep)
-    if X ~= nil then ad.X = X end
-    for _, name in ipairs(names) do ad.layers[name] = mats[name] end
-    if not ok then error(s, 0) end
-    if new_X ~= nil then s.X = new_X end
-    for _, name in ipairs(names) do s.layers[name] = new_layers[name] end
-    -- the cell-axis fields do not change: keep them all (shared, not copied)
-    for _, slot in ipairs { "obs", "obsm", "obsp" } do
-      for k, v in pairs(ad[slot]) do
-        if s[slot][k] == nil then s[slot][k] = v end
-      end
-    end
-    return s
+    return ad:_inplace_subset_var(keep)
   end
   local keep_t = T.tensor(keep, { dtype = "i64" })
   if ad.X ~= nil then ad.X = M.select_columns(ad.X, keep) end
   for name, m in pairs(ad.layers or {}) do ad.layers[name] = M.select_columns(m, keep) end
   for name, col in pairs(ad.var or {}) do ad.var[name] = select_entries(col, keep_t) end
-  if ad.var_names then ad.var_names = select_entries(ad.var_names, keep) end
+  if ad.var_names then ad.var_names = select_entries(ad.var_names, keep_t) end
   for name, m in pairs(ad.varm or {}) do ad.varm[name] = m:index(1, keep_t) end
   for name, m in pairs(ad.varp or {}) do
     if T.is_sparse(m) then
