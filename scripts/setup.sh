@@ -7,6 +7,9 @@ set -euo pipefail
 PACKAGES="build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev libhdf5-dev
 lua-busted luarocks librsvg2-bin python3-ipykernel jupyter-nbconvert python3-nbconvert
 jupyter-client python3-nbformat"
+# The test suite also reads velua's files back with Python anndata and loompy (issue 4's
+# round-trip checks), so `test` installs them too.
+TEST_PACKAGES="python3-anndata python3-loompy"
 
 CALLER_PWD=$PWD
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -47,7 +50,8 @@ build() {
 [ $# -ge 1 ] || usage
 cmd=$1; shift
 case $cmd in
-  demo|test) ;;
+  demo) ;;
+  test) PACKAGES="$PACKAGES $TEST_PACKAGES" ;;
   *) usage ;;
 esac
 

@@ -153,7 +153,7 @@ describe("velua.concat", function()
     local version = py and py:read("l")
     if py then py:close() end
     if not version then
-      return pending("skipped: /usr/bin/python3 cannot import anndata (Debian: python3-anndata)")
+      return require("support.helpers").missing_tool("/usr/bin/python3 cannot import anndata (Debian: python3-anndata)")
     end
     local script = h.repo_root() .. "/tests/support/anndata_concat.py"
     for _, join in ipairs { "inner", "outer" } do

@@ -118,7 +118,7 @@ describe("data frames in obsm and varm", function()
     local version = py and py:read("l")
     if py then py:close() end
     if not version then
-      return pending("skipped: /usr/bin/python3 cannot import anndata (Debian: python3-anndata)")
+      return require("support.helpers").missing_tool("/usr/bin/python3 cannot import anndata (Debian: python3-anndata)")
     end
     local src, out = tmpname(), tmpname()
     local script = [[

@@ -28,6 +28,13 @@ function M.shared_path(rel)
   return nil
 end
 
+-- For a test whose tool is missing (`why` says which; `bash scripts/setup.sh test` installs it):
+-- marks it pending locally, raises in CI, where a skip would hide a gap.
+function M.missing_tool(why)
+  if ci() then error("missing test tool: " .. why .. " (required when CI is set)", 2) end
+  return pending("skipped: " .. why)
+end
+
 -- Resident set size of this process in kB (nil where /proc is not available).
 function M.rss_kb()
   local f = io.open("/proc/self/status", "r")
