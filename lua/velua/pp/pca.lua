@@ -1,9 +1,9 @@
 -- Principal components of X, as scanpy 1.9.8's pp.pca with zero_center=true: mean-centred
 -- without scaling (sparse X is centred implicitly), signs by scikit-learn's svd_flip with the
--- u-based decision (the largest |score| of each component is positive). The decomposition is
--- exact to a checked tolerance (eigenpairs of the smaller Gram matrix in double, from an f32
--- start refined and checked in double, csrc/core/pca.c), where scanpy's ARPACK works in f32;
--- see docs/pp.md.
+-- u-based decision (the largest |score| of each component is positive). f64 data are
+-- decomposed exactly in double; f32 data (the usual case) through f32 products summed in double
+-- and block Lanczos with checked residuals, to about 1e-6 relative like scanpy's f32 ARPACK
+-- (csrc/core/pca.c; see docs/pp.md).
 local core = require "velua.core"
 local options = require "velua.options"
 local T = require "velua.tensor"
