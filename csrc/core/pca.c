@@ -693,10 +693,10 @@ static int lanczos_top(vl_ctx *ctx, const float *G, int64_t m, int64_t k, double
     goto out;
   }
   start_block(&kr, 1);
-  /* Checks cost a small eigenproblem each: the first after 4k vectors, the next where the
+  /* Checks cost a small eigenproblem each: the first after 5k vectors, the next where the
    * worst ratio q = r / (ACCEPT gap) extrapolates to 1 (log q falls about linearly with the
    * basis size), at least LB and at most 2 * every further on */
-  int64_t d = 0, next_check = 4 * k > 2 * k + 2 * LB ? 4 * k : 2 * k + 2 * LB, prev_d = 0;
+  int64_t d = 0, next_check = 5 * k > 2 * k + 2 * LB ? 5 * k : 2 * k + 2 * LB, prev_d = 0;
   const int64_t every = k > 16 ? k : 16;
   double prev_q = 0;
   while (!ok && d < cap) {
