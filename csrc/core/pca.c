@@ -421,7 +421,7 @@ enum { LB = 4 };
 
 typedef struct {
   vl_ctx *ctx;
-  const float *G; /* the operator, rounded to f32 (half the memory traffic of a product) */
+  const float *G; /* the operator rounded to f32, in row panels (see panel_layout) */
   int64_t m;
   const double *D;
   int64_t nd;
@@ -431,33 +431,59 @@ typedef struct {
 
 typedef struct {
   const float *G;
-  const double *Xt; /* Xt: the block interleaved, m x LB row-major (32-byte aligned) */
-  double *Y;            /* m x LB column-major */
+  const double *Xt; /* the block interleaved: m x LB row-major (32-byte aligned) */
+  double *Y;        /* m x LB column-major */
   int64_t m;
 } rows_job;
 
 typedef double v4d __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
 
-/* Y = G X for rows [lo, hi) of Y: one pass over each row of G with the LB = 4 columns of X side
- * by side in a vector (four partial sums, added in a fixed order) */
+/* The f32 copy of the symmetric G in row panels of PR rows: panel b holds, for every column c,
+ * the PR values G[b PR + r, c] side by side (rows past m are zero). A product then streams
+ * each panel once, and every value loaded serves PR x LB multiply-adds. */
+enum { PR = 8 };
+
+static float *panel_layout(const double *G, int64_t m) {
+  const int64_t nb = (m + PR - 1) / PR;
+  float *P = scratch(sizeof(float) * (size_t)(nb * m * PR));
+  if (!P) return NULL;
+  for (int64_t b = 0; b < nb; b++)
+    for (int64_t c = 0; c < m; c++)
+      for (int64_t r = 0; r < PR; r++) {
+        int64_t i = b * PR + r;
+        /* G holds the upper triangle, row-major */
+        P[(b * m + c) * PR + r] = i < m ? (float)(i <= c ? G[i * m + c] : G[c * m + i]) : 0.0f;
+      }
+  return P;
+}
+
+/* Y = G X for the row panels [lo, hi): per column of G, two f32 quads widened to double and
+ * multiplied by the LB values of X in that row (eight partial sums, each in a fixed order) */
 VL_CLONES static void product_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
   (void)chunk;
   const rows_job *j = arg;
   const int64_t m = j->m;
-  const v4d *x = (const v4d *)j->Xt;
-  for (int64_t i = lo; i < hi; i++) {
-    const float *gi = j->G + i * m;
-    v4d a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
-    int64_t c = 0;
-    for (; c + 4 <= m; c += 4) {
-      a0 += (double)gi[c] * x[c];
-      a1 += (double)gi[c + 1] * x[c + 1];
-      a2 += (double)gi[c + 2] * x[c + 2];
-      a3 += (double)gi[c + 3] * x[c + 3];
+  for (int64_t b = lo; b < hi; b++) {
+    const float *p = j->G + b * m * PR;
+    v4d a00 = {0, 0, 0, 0}, a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,
+        a31 = a00;
+    for (int64_t c = 0; c < m; c++) {
+      v4d g0 = __builtin_convertvector(*(const v4f *)(p + c * PR), v4d);
+      v4d g1 = __builtin_convertvector(*(const v4f *)(p + c * PR + 4), v4d);
+      const double *q = j->Xt + c * LB;
+      a00 += g0 * q[0];
+      a01 += g1 * q[0];
+      a10 += g0 * q[1];
+      a11 += g1 * q[1];
+      a20 += g0 * q[2];
+      a21 += g1 * q[2];
+      a30 += g0 * q[3];
+      a31 += g1 * q[3];
     }
-    for (; c < m; c++) a0 += (double)gi[c] * x[c];
-    v4d s = (a0 + a1) + (a2 + a3);
-    for (int t = 0; t < LB; t++) j->Y[t * m + i] = s[t];
+    const v4d *acc[LB][2] = {{&a00, &a01}, {&a10, &a11}, {&a20, &a21}, {&a30, &a31}};
+    for (int64_t r = 0; r < PR && b * PR + r < m; r++)
+      for (int t = 0; t < LB; t++) j->Y[t * m + b * PR + r] = (*acc[t][r / 4])[r % 4];
   }
 }
 
@@ -575,7 +601,8 @@ static vl_status krylov_step(krylov *kr, int64_t d, uint32_t stream) {
   for (int64_t i = 0; i < m; i++)
     for (int t = 0; t < LB; t++) kr->Xt[i * LB + t] = Qj[t * m + i];
   rows_job rj = {kr->G, kr->Xt, Wj, m};
-  vl_status st = vl_parallel_blocks(kr->ctx, m, (m + 3) / 4, product_rows, &rj);
+  const int64_t nb = (m + PR - 1) / PR;
+  vl_status st = vl_parallel_blocks(kr->ctx, nb, (nb + 3) / 4, product_rows, &rj);
   if (st) return st;
   deflate(kr, Wj);
   /* H[:dn, d:dn] = Q[:, :dn]^T W_j, and its transpose */
@@ -757,15 +784,9 @@ static vl_status top_eigenpairs(vl_ctx *ctx, double *G, int64_t m, int64_t k, bo
   vl_status st = VL_OK;
   int ok = 0;
   if (m >= 256 && !exact) {
-    float *Gf = scratch(sizeof(float) * (size_t)(m * m));
-    if (Gf) {
-      for (int64_t i = 0; i < m; i++) {
-        Gf[i * m + i] = (float)G[i * m + i];
-        for (int64_t j = i + 1; j < m; j++) Gf[j * m + i] = Gf[i * m + j] = (float)G[i * m + j];
-      }
-      ok = lanczos_top(ctx, Gf, m, k, w, z, &st);
-    }
-    free(Gf);
+    float *Gp = panel_layout(G, m);
+    if (Gp) ok = lanczos_top(ctx, Gp, m, k, w, z, &st);
+    free(Gp);
   }
   if (st == VL_ERR_INTERRUPTED)
     st = vl_fail(err, st, "pca: interrupted");
