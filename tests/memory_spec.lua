@@ -168,6 +168,26 @@ print("release", cached > 0, core.memory_cache_release() == cached, core.memory_
     assert.is_truthy(out:find("release%s+true%s+true%s+0"), out)
   end)
 
+  it("keeps freed blocks through one more collection: a step after copy + collectgarbage() reuses them", function()
+    local out, ok = run_child([[
+local core = require "velua.core"
+local function garbage() local t = {}; for i = 1, 4 do t[i] = T.ones(300000) end end
+garbage()
+collectgarbage("collect") -- frees the 4 blocks into the cache
+collectgarbage("collect") -- an explicit collection right after: the blocks stay
+local info0 = core.memory_cache_info()
+print("kept", info0.blocks)
+garbage()                 -- the next step takes them
+print("hits", core.memory_cache_info().hits - info0.hits)
+collectgarbage("collect"); collectgarbage("collect"); collectgarbage("collect")
+print("aged_out", core.memory_cache_info().bytes)
+]])
+    assert.is_true(ok, out)
+    assert.are.equal("4", out:match("kept%s+(%d+)"), out)
+    assert.are.equal("4", out:match("hits%s+(%d+)"), out)
+    assert.are.equal("0", out:match("aged_out%s+(%d+)"), out)
+  end)
+
   it("a state closed with tensors alive and blocks cached exits cleanly", function()
     local out, ok = run_child([[
 local keep = {}

@@ -5,8 +5,11 @@
  * allocator is wrapped: a freed block of at least 64 kB goes into a bounded cache (at most
  * 64 blocks, 256 MB) instead of back to malloc, and the next allocation of (nearly) the same
  * size takes it, already mapped: no page faults, no kernel page clearing. A canary object
- * finalized once per collection cycle frees the blocks that waited a whole cycle unused, so
- * the cache only holds what the running loop keeps asking for.
+ * finalized once per collection cycle frees the blocks that stayed unused through two whole
+ * cycles, so the cache only holds what the running loop keeps asking for. (Two, not one: a
+ * cycle the collector completes on its own is often followed at once by an explicit
+ * collectgarbage(), as in `copy(state); collectgarbage(); step(copy)`; with one cycle that
+ * explicit collection threw away the blocks the first one had just freed for the next step.)
  *
  * Lifetime: the wrapper's state lives in a userdata kept in the registry (the "keeper"), whose
  * finalizer puts the original allocator back and frees the cache. At lua_close finalizers run
@@ -64,13 +67,13 @@ static int keeper_gc(lua_State *L) {
 
 static void new_canary(lua_State *L, int keeper_idx);
 
-/* Once per collection cycle: free blocks that entered the cache before the previous cycle
- * ended, then plant the next canary. */
+/* Once per collection cycle: free blocks that entered the cache before the cycle before the
+ * previous one ended (unused through two cycle ends), then plant the next canary. */
 static int canary_gc(lua_State *L) {
   keeper *k = lua_touserdata(L, lua_upvalueindex(1));
   if (!k->active) return 0;
   uint64_t prev = vl_block_cache_age(&k->cache);
-  release(k, prev);
+  if (prev > 0) release(k, prev - 1);
   new_canary(L, lua_upvalueindex(1));
   return 0;
 }

@@ -25,6 +25,9 @@ end
 -- where a tensor that lives across a few collections (a per-epoch permutation, say) is
 -- promoted and reclaimed only when memory doubles, so a training loop's resident memory
 -- would creep; tensor storage is collector-visible, so incremental pacing keeps it flat.
+-- It costs short steps nothing: after a collection (pause 200) the collector does no work until
+-- as much as the live heap has been allocated again, which a step timed after collectgarbage()
+-- does not reach (docs/benchmarks.md, "Collector mode and the preprocessing steps").
 local function guarded(f, msgh, ...)
   collectgarbage("incremental")
   local ok, core = pcall(require, "velua.core")
