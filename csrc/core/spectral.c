@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "random.h"
 
 /* a * b + c stays two roundings in both builds of the VL_CLONES functions (no FMA) */
@@ -87,10 +88,15 @@ vl_status vl_sym_eig(const double *a, int64_t n, double *w, double *z, vl_error 
   int *isuppz = malloc(sizeof(int) * (size_t)(2 * n));
   double *work = NULL;
   int *iwork = NULL;
+  int blas_saved = -1;
   vl_status st = VL_OK;
   if (!A || !Z || !isuppz) goto nomem;
   /* row-major upper triangle = column-major lower triangle */
   memcpy(A, a, sizeof(double) * (size_t)(n * n));
+  /* single-threaded OpenBLAS: its threaded kernels may sum in another order on another thread
+   * count, and the Lanczos projections must give the same bits on any (the SGD amplifies the
+   * last bit of its start) */
+  blas_saved = vl_blas_single_begin();
   dsyevr_("V", "A", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &found, w, Z, &N, isuppz, &wq,
           &lwork, &iwq, &liwork, &info, 1, 1, 1);
   if (info != 0) {
@@ -116,6 +122,7 @@ vl_status vl_sym_eig(const double *a, int64_t n, double *w, double *z, vl_error 
 nomem:
   st = vl_fail(err, VL_ERR_NOMEM, "out of memory (dense eigenproblem of size %lld)", (long long)n);
 out:
+  if (blas_saved >= 0) vl_blas_single_end(blas_saved);
   free(A);
   free(Z);
   free(isuppz);
