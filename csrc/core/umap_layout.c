@@ -63,11 +63,13 @@ typedef struct {
   int32_t epoch;
   uint64_t key;
   int32_t nneg_bound; /* largest nneg of this epoch */
-  int32_t *maxneg; /* per parallel task: largest nneg of the next epoch's schedule */
+  int32_t *maxneg; /* per block of vertices: largest nneg of the next epoch's schedule */
   int32_t n_epochs;
-  /* op buffers, one per parallel task, kept across epochs */
+  /* op buffers, one per thread, kept across epochs: a block claims a free one (busy flags) */
   uint32_t **bufs;
   int64_t *caps;
+  char *busy;
+  int nbufs;
   int avx512; /* due_positions_avx512 is available */
   int failed; /* scratch memory ran out in a worker */
 } sgd_job;
@@ -160,7 +162,11 @@ static int32_t schedule_range(sgd_job *s, int64_t lo, int64_t hi, int32_t t, int
 /* epoch 0's schedule, before the first pass */
 static void schedule_first(int64_t lo, int64_t hi, int chunk, void *arg) {
   sgd_job *s = arg;
-  s->maxneg[chunk] = schedule_range(s, lo, hi, 0, s->due, s->tdue);
+  const int32_t m = schedule_range(s, lo, hi, 0, s->due, s->tdue);
+  int32_t cur = __atomic_load_n(&s->maxneg[0], __ATOMIC_RELAXED);
+  while (m > cur && !__atomic_compare_exchange_n(&s->maxneg[0], &cur, m, false, __ATOMIC_RELAXED,
+                                                 __ATOMIC_RELAXED)) {
+  }
 }
 
 static inline float clip4(float v) { return v > 4.0f ? 4.0f : (v < -4.0f ? -4.0f : v); }
@@ -411,10 +417,16 @@ VL_CLONES static void run_lanes_any(const sgd_job *s, int64_t c0, int64_t c1, co
   run_lanes(s, c0, c1, ops, ostart, (int)s->dim);
 }
 
-/* One epoch for the vertices [lo, hi), chunk by chunk: their op lists, the moves, then the
- * next epoch's schedule of their own edges (which nothing else reads this epoch). */
-static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
+/* One epoch for the block of vertices [lo, hi) (block number blk), chunk by chunk: their op
+ * lists, the moves, then the next epoch's schedule of their own edges (which nothing else
+ * reads this epoch). Blocks are handed out to the threads as they come free, so a thread that
+ * loses its core to another process holds up one block, not half the epoch; results do not
+ * depend on which thread runs a block. */
+static void move_vertices(int64_t lo, int64_t hi, int blk, void *arg) {
   sgd_job *s = arg;
+  /* at most nbufs blocks run at once, so a buffer is free */
+  int chunk = 0;
+  while (__atomic_test_and_set(&s->busy[chunk], __ATOMIC_ACQUIRE)) chunk = (chunk + 1) % s->nbufs;
   int64_t ostart[CHUNK + 1];
   int32_t mx = 0;
   const bool self_transpose = s->tdue == s->due;
@@ -431,6 +443,7 @@ static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
         uint32_t *grown = realloc(s->bufs[chunk], sizeof(uint32_t) * (size_t)cap);
         if (!grown) {
           __atomic_store_n(&s->failed, 1, __ATOMIC_RELAXED);
+          __atomic_clear(&s->busy[chunk], __ATOMIC_RELEASE);
           return;
         }
         s->bufs[chunk] = grown;
@@ -451,7 +464,8 @@ static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
       if (m > mx) mx = m;
     }
   }
-  s->maxneg[chunk] = mx;
+  s->maxneg[blk] = mx;
+  __atomic_clear(&s->busy[chunk], __ATOMIC_RELEASE);
 }
 
 vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
@@ -498,10 +512,12 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
   int64_t *fill = malloc(sizeof(int64_t) * (size_t)n);
   float *S = malloc(sizeof(float) * (size_t)(n * dim));
   const int ntask = ctx && ctx->num_threads > 1 ? ctx->num_threads : 1;
+  const int64_t nblk = (n + CHUNK - 1) / CHUNK;
   uint32_t **bufs = calloc((size_t)ntask, sizeof(uint32_t *));
   int64_t *caps = calloc((size_t)ntask, sizeof(int64_t));
-  int32_t *maxneg = calloc((size_t)ntask, sizeof(int32_t));
-  if (!maxneg || !bufs || !caps || !eps || !epns || !eons || !eonns || !next_due || !due || !tdue || !nneg || !ix || !tsrc ||
+  char *busy = calloc((size_t)ntask, 1);
+  int32_t *maxneg = calloc((size_t)nblk, sizeof(int32_t));
+  if (!maxneg || !bufs || !caps || !busy || !eps || !epns || !eons || !eonns || !next_due || !due || !tdue || !nneg || !ix || !tsrc ||
       !tptr || !tpos || !fill || !S) {
     st = vl_fail(err, VL_ERR_NOMEM, "out of memory (UMAP layout of %lld vertices, %lld edges)",
                  (long long)n, (long long)nnz);
@@ -545,11 +561,10 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
 #endif
     .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
     .two_ab = (float)(2.0 * o->a * o->b), .two_gb = (float)(2.0 * o->gamma * o->b),
-    .key = o->seed, .bufs = bufs, .caps = caps, .maxneg = maxneg};
+    .key = o->seed, .bufs = bufs, .caps = caps, .busy = busy, .nbufs = ntask, .maxneg = maxneg};
   int32_t *tdue_all = self_transpose ? due : tdue;
   s.due = due;
   s.tdue = tdue_all;
-  for (int i = 0; i < ntask; i++) maxneg[i] = 0;
   vl_parallel_for(ctx, nnz, 16384, schedule_first, &s);
   for (int64_t t = 0; t < o->n_epochs; t++) {
     const int64_t cur = (t & 1) * nnz, nxt = ((t + 1) & 1) * nnz;
@@ -561,12 +576,15 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
     s.due_next = due + nxt;
     s.tdue_next = tdue_all + nxt;
     s.nneg_bound = 0;
-    for (int i = 0; i < ntask; i++) {
+    for (int64_t i = 0; i < nblk; i++) {
       if (maxneg[i] > s.nneg_bound) s.nneg_bound = maxneg[i];
       maxneg[i] = 0;
     }
     memcpy(S, Y, sizeof(float) * (size_t)(n * dim));
-    vl_parallel_for(ctx, n, 256, move_vertices, &s);
+    if (vl_parallel_blocks(ctx, n, CHUNK, move_vertices, &s) == VL_ERR_INTERRUPTED) {
+      st = vl_fail(err, VL_ERR_INTERRUPTED, "interrupted");
+      goto out;
+    }
     if (s.failed) {
       st = vl_fail(err, VL_ERR_NOMEM, "out of memory (UMAP layout of %lld vertices)", (long long)n);
       goto out;
@@ -591,6 +609,7 @@ out:
     for (int i = 0; i < ntask; i++) free(bufs[i]);
   free(bufs);
   free(caps);
+  free(busy);
   free(maxneg);
   return st;
 }
