@@ -532,7 +532,7 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
     eons[e] = eps[e];
     eonns[e] = epns[e];
     next_due[e] = ceil_epoch(eons[e]);
-    due[e] = tdue[e] = due[nnz + e] = tdue[nnz + e] = -1;
+    due[e] = due[nnz + e] = -1;
     ix[e] = (int32_t)a->indices[e];
   }
   /* in-edges by counting sort: sources ascending within each vertex */
@@ -562,6 +562,9 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
     .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
     .two_ab = (float)(2.0 * o->a * o->b), .two_gb = (float)(2.0 * o->gamma * o->b),
     .key = o->seed, .bufs = bufs, .caps = caps, .busy = busy, .nbufs = ntask, .maxneg = maxneg};
+  /* (tdue's pages are touched only when it is used) */
+  if (!self_transpose)
+    for (int64_t e = 0; e < 2 * nnz; e++) tdue[e] = -1;
   int32_t *tdue_all = self_transpose ? due : tdue;
   s.due = due;
   s.tdue = tdue_all;
