@@ -71,6 +71,7 @@ typedef struct {
   char *busy;
   int nbufs;
   int avx512; /* due_positions_avx512 is available */
+  int avx512dqvl; /* head_ops_avx512 is available */
   int failed; /* scratch memory ran out in a worker */
 } sgd_job;
 
@@ -268,6 +269,63 @@ static int64_t make_ops(const sgd_job *s, int64_t j, uint32_t *out) {
   return c;
 }
 
+/* The head moves of vertex j's due edges e0 + list[r], r < m, each with its negative samples,
+ * as the scalar loop of make_ops_self_transpose writes them (one more vector may be stored past
+ * the end: the buffer has 16 entries of slack). Per edge: draws 0..7 from four mix64 words in
+ * one vector, the vertices floor(w n / 2^32), and the edge's partner and the kept draws
+ * compressed into place; draws from 8 on, rare, one at a time. Integer arithmetic only, so the
+ * ops are exactly the scalar loop's. */
+#ifdef VL_HAVE_AVX512_COMPRESS
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static int64_t
+head_ops_avx512(const sgd_job *s, int64_t j, int64_t e0, const int32_t *list, int64_t m,
+                uint32_t *out) {
+  const uint64_t n = (uint64_t)s->n;
+  const int32_t t = s->epoch;
+  const uint64_t W2 = 0xd1b54a32d192ed03ULL;
+  const __m256i steps = _mm256_setr_epi64x((long long)W2, (long long)(2 * W2),
+                                           (long long)(3 * W2), (long long)(4 * W2));
+  const __m256i c1 = _mm256_set1_epi64x((long long)0xbf58476d1ce4e5b9ULL);
+  const __m256i c2 = _mm256_set1_epi64x((long long)0x94d049bb133111ebULL);
+  const __m512i nv = _mm512_set1_epi64((long long)n);
+  const __m256i jv = _mm256_set1_epi32((int)j);
+  const __m256i repel = _mm256_set1_epi32((int)OP_REPEL);
+  /* partner first (lane 8 of the source), then draws 0..7 */
+  const __m512i order = _mm512_setr_epi32(8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8, 8);
+  int64_t c = 0;
+  for (int64_t r = 0; r < m; r++) {
+    const int64_t e = e0 + list[r];
+    const int32_t nneg = s->nneg[e];
+    const int64_t k = s->ix[e];
+    const uint64_t base = s->key + (((uint64_t)e << 32) | (uint32_t)t) * 0x9e3779b97f4a7c15ULL;
+    __m256i z = _mm256_add_epi64(_mm256_set1_epi64x((long long)base), steps);
+    z = _mm256_mullo_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), c1);
+    z = _mm256_mullo_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), c2);
+    z = _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+    /* draw 2q is the high half of word q, draw 2q + 1 its low half */
+    const __m256i w32 = _mm256_shuffle_epi32(z, 0xB1);
+    const __m512i prod = _mm512_mul_epu32(_mm512_cvtepu32_epi64(w32), nv);
+    const __m256i kk = _mm512_cvtepi64_epi32(_mm512_srli_epi64(prod, 32));
+    const int32_t first = nneg < 8 ? nneg : 8;
+    const __mmask8 keep = _mm256_cmpneq_epi32_mask(kk, jv) & (__mmask8)((1u << first) - 1u);
+    const __m512i src = _mm512_inserti64x4(_mm512_set1_epi32((int)k),
+                                           _mm256_or_si256(kk, repel), 0);
+    const __mmask16 mask = (__mmask16)((k != j ? 1u : 0u) | ((unsigned)keep << 1));
+    _mm512_storeu_si512((void *)(out + c),
+                        _mm512_maskz_compress_epi32(mask, _mm512_permutexvar_epi32(order, src)));
+    c += __builtin_popcount((unsigned)mask);
+    uint64_t word = 0;
+    for (int32_t p = 8; p < nneg; p++) {
+      if ((p & 1) == 0) word = mix64(base + (uint64_t)(p / 2 + 1) * W2);
+      const uint32_t h = (p & 1) ? (uint32_t)word : (uint32_t)(word >> 32);
+      const int64_t kx = (int64_t)(((uint64_t)h * n) >> 32);
+      out[c] = (uint32_t)kx | OP_REPEL;
+      c += kx != j;
+    }
+  }
+  return c;
+}
+#endif
+
 /* make_ops for a graph that is its own transpose (tdue == due): the in-edges of j sit at its
  * own row's positions, so one pass finds the due positions and the three groups of moves are
  * emitted from that list. Same ops in the same order as make_ops. Rows up to 512 entries. */
@@ -283,7 +341,14 @@ static int64_t make_ops_self_transpose(const sgd_job *s, int64_t j, uint32_t *ou
   for (; r < m && s->ix[e0 + list[r]] < j; r++) out[c++] = (uint32_t)s->ix[e0 + list[r]];
   const int64_t split = r;
   /* as the head of its own edges, each followed by its negative samples */
-  for (r = 0; r < m; r++) {
+  int64_t mh = m;
+#ifdef VL_HAVE_AVX512_COMPRESS
+  if (s->avx512dqvl) {
+    c += head_ops_avx512(s, j, e0, list, m, out + c);
+    mh = 0; /* done: skip the scalar loop */
+  }
+#endif
+  for (r = 0; r < mh; r++) {
     const int64_t e = e0 + list[r];
     const int32_t nneg = s->nneg[e];
     const int64_t k = s->ix[e];
@@ -437,7 +502,7 @@ static void move_vertices(int64_t lo, int64_t hi, int blk, void *arg) {
       /* room for every move the vertex could take this epoch */
       const int64_t at = ostart[j - c0];
       const int64_t need = at + (s->tptr[j + 1] - s->tptr[j]) +
-                           (s->ip[j + 1] - s->ip[j]) * (1 + (int64_t)s->nneg_bound);
+                           (s->ip[j + 1] - s->ip[j]) * (1 + (int64_t)s->nneg_bound) + 16;
       if (need > s->caps[chunk]) {
         const int64_t cap = need + need / 2 + 1024;
         uint32_t *grown = realloc(s->bufs[chunk], sizeof(uint32_t) * (size_t)cap);
@@ -558,6 +623,8 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
     .n_epochs = (int32_t)o->n_epochs, .nneg = nneg,
 #ifdef VL_HAVE_AVX512_COMPRESS
     .avx512 = __builtin_cpu_supports("avx512f"),
+    .avx512dqvl = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512vl"),
 #endif
     .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
     .two_ab = (float)(2.0 * o->a * o->b), .two_gb = (float)(2.0 * o->gamma * o->b),
