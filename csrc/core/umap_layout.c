@@ -117,10 +117,15 @@ __attribute__((target("avx512f"))) static int64_t due_positions_avx512(const int
     m += __builtin_popcount((unsigned)k);
     idx = _mm512_add_epi32(idx, sixteen);
   }
-  /* the tail, with positions offset by i */
-  const int64_t m2 = due_positions_portable(a + i, n - i, t, le, out + m);
-  for (int64_t r = m; r < m + m2; r++) out[r] += (int32_t)i;
-  return m + m2;
+  /* the tail: a masked load */
+  if (i < n) {
+    const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1u);
+    const __m512i v = _mm512_maskz_loadu_epi32(tail, (const void *)(a + i));
+    const __mmask16 k = tail & (le ? _mm512_cmple_epi32_mask(v, tv) : _mm512_cmpeq_epi32_mask(v, tv));
+    _mm512_storeu_si512((void *)(out + m), _mm512_maskz_compress_epi32(k, idx));
+    m += __builtin_popcount((unsigned)k);
+  }
+  return m;
 }
 #endif
 
