@@ -423,8 +423,19 @@ static inline __attribute__((always_inline)) void run_lanes(const sgd_job *s, in
       kofs[l] = (int32_t)(op & ~OP_REPEL) * dim;
       rep[l] = (float)(int32_t)(op >> 31);
     }
-    for (int d = 0; d < dim; d++)
-      for (int l = 0; l < LANES; l++) o[d][l] = S[kofs[l] + d];
+    if (dim == 2) {
+      /* a partner's (x, y) as one 64-bit load, split in registers */
+      for (int l = 0; l < LANES; l++) {
+        uint64_t pr;
+        memcpy(&pr, S + kofs[l], sizeof pr);
+        const union { uint32_t u; float f; } x = {(uint32_t)pr}, y = {(uint32_t)(pr >> 32)};
+        o[0][l] = x.f;
+        o[1][l] = y.f;
+      }
+    } else {
+      for (int d = 0; d < dim; d++)
+        for (int l = 0; l < LANES; l++) o[d][l] = S[kofs[l] + d];
+    }
     for (int l = 0; l < LANES; l++) {
       float d2 = 0;
       for (int d = 0; d < dim; d++) {
