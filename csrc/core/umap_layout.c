@@ -177,10 +177,12 @@ static void schedule_first(int64_t lo, int64_t hi, int chunk, void *arg) {
 
 static inline float clip4(float v) { return v > 4.0f ? 4.0f : (v < -4.0f ? -4.0f : v); }
 
-/* x^b for x > 0 as 2^(b log2 x), inline and branch-free: log2 of the mantissa from the atanh
- * series in t = (m - 1) / (m + 1), m in [sqrt(1/2), sqrt(2)) (error < 5e-8), 2^f for
- * f in [-1/2, 1/2] by its degree-6 Taylor polynomial (relative error < 2e-7); the result is
- * within about 1e-6 relative of powf's, and flushes to 0 or 2^127 outside [2^-126, 2^127]. */
+/* x^b for x > 0 as 2^(b log2 x), inline and branch-free: log2 of the mantissa as t P(t^2),
+ * t = (m - 1) / (m + 1), m in [sqrt(1/2), sqrt(2)), P a degree-2 fit of the atanh series
+ * (error < 3e-8), 2^f for f in [-1/2, 1/2] by a degree-5 fit of relative error < 8e-8 (both
+ * near-minimax, fitted by iteratively reweighted least squares); the result is within about
+ * 2e-6 relative of x^b, as f32 rounding allows, and flushes to 0 or 2^127 outside
+ * [2^-126, 2^127]. */
 static inline float pow_pos(float x, float b) {
   const union { float f; int32_t i; } u = {x};
   int32_t e = ((u.i >> 23) & 0xff) - 127;
@@ -189,21 +191,19 @@ static inline float pow_pos(float x, float b) {
   e += m > 1.41421356f ? 1 : 0;
   m = m > 1.41421356f ? m * 0.5f : m;
   const float t = (m - 1.0f) / (m + 1.0f), t2 = t * t;
-  const float lg = (float)e + t * (2.8853900817779268f +
-                                   t2 * (0.9617966939259756f +
-                                         t2 * (0.5770780163555854f + t2 * 0.41219858311113243f)));
+  const float lg = (float)e + t * (2.8853912893218148f +
+                                   t2 * (0.9614708153439215f + t2 * 0.5989737121902569f));
   float y = b * lg;
   y = y < -126.0f ? -126.0f : y;
   y = y > 126.0f ? 126.0f : y;
   const float r = (y + 12582912.0f) - 12582912.0f; /* round to nearest (|y| < 2^22) */
   const float f = y - r;
-  float p = 0.00015403530393381606f;
-  p = p * f + 0.0013333558146428443f;
-  p = p * f + 0.009618129107628477f;
-  p = p * f + 0.05550410866482158f;
-  p = p * f + 0.2402265069591007f;
-  p = p * f + 0.6931471805599453f;
-  p = p * f + 1.0f;
+  float p = 0.0013276382558059761f;
+  p = p * f + 0.009675540613637512f;
+  p = p * f + 0.05550713550091648f;
+  p = p * f + 0.2402211974178362f;
+  p = p * f + 0.6931469668954853f;
+  p = p * f + 1.0000000716491495f;
   const union { int32_t i; float f; } scale = {((int32_t)r + 127) << 23};
   return p * scale.f;
 }
