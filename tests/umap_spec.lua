@@ -259,6 +259,22 @@ describe("spectral initialisation", function()
     assert.is_true(e[1] > 0 and e[1] <= e[2] and e[2] <= e[3])
   end)
 
+  it("gives the same bits on any thread count (Lanczos projections included)", function()
+    local ad = pipeline(600, 3)
+    local G = ad.obsp.connectivities
+    local n = ad.n_obs
+    local ip, ix, v = core.umap_prune(G:indptr(), G:indices(), G:values(), n, n, 500)
+    local labels, nc = core.graph_components(ip, ix, v, n, n)
+    local n0 = velua.get_num_threads()
+    velua.set_num_threads(1)
+    local v1, e1 = core.spectral_components(ip, ix, v, n, n, labels, nc, 2, { method = "lanczos" })
+    velua.set_num_threads(2)
+    local v2, e2 = core.spectral_components(ip, ix, v, n, n, labels, nc, 2, { method = "lanczos" })
+    velua.set_num_threads(n0)
+    assert.are.same(v1:totable(), v2:totable())
+    assert.are.same(e1:totable(), e2:totable())
+  end)
+
   it("gives each component its own eigenvectors and marks tiny ones", function()
     local edges = {}
     ring(edges, 1, 40)

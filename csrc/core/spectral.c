@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "random.h"
 
 /* a * b + c stays two roundings in both builds of the VL_CLONES functions (no FMA) */
@@ -87,10 +88,15 @@ vl_status vl_sym_eig(const double *a, int64_t n, double *w, double *z, vl_error 
   int *isuppz = malloc(sizeof(int) * (size_t)(2 * n));
   double *work = NULL;
   int *iwork = NULL;
+  int blas_saved = -1;
   vl_status st = VL_OK;
   if (!A || !Z || !isuppz) goto nomem;
   /* row-major upper triangle = column-major lower triangle */
   memcpy(A, a, sizeof(double) * (size_t)(n * n));
+  /* single-threaded OpenBLAS: its threaded kernels may sum in another order on another thread
+   * count, and the Lanczos projections must give the same bits on any (the SGD amplifies the
+   * last bit of its start) */
+  blas_saved = vl_blas_single_begin();
   dsyevr_("V", "A", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &found, w, Z, &N, isuppz, &wq,
           &lwork, &iwq, &liwork, &info, 1, 1, 1);
   if (info != 0) {
@@ -116,6 +122,7 @@ vl_status vl_sym_eig(const double *a, int64_t n, double *w, double *z, vl_error 
 nomem:
   st = vl_fail(err, VL_ERR_NOMEM, "out of memory (dense eigenproblem of size %lld)", (long long)n);
 out:
+  if (blas_saved >= 0) vl_blas_single_end(blas_saved);
   free(A);
   free(Z);
   free(isuppz);
@@ -143,37 +150,36 @@ static void op_free(op_t *op) {
   free(op->tmp);
 }
 
-typedef struct {
-  const op_t *op;
-  const double *x;
-  double *y;
-} matvec_job;
-
-static void scale_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
-  const matvec_job *j = arg;
-  for (int64_t i = lo; i < hi; i++) j->op->tmp[i] = j->op->dis[i] * j->x[i];
-}
-
-/* y_i = d_i^-1/2 sum_j w_ij (d_j^-1/2 x_j), one row per output (same sums on any threads) */
-static void matvec_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
-  const matvec_job *j = arg;
-  const op_t *op = j->op;
+/* y_i = d_i^-1/2 sum_j w_ij t_j for rows [lo, hi), t = D^-1/2 x already in op->tmp: four
+ * interleaved sums per row combined in a fixed order (the row's latency is a quarter of one
+ * chain's; the same sums on any threads) */
+static inline void matvec_range(const op_t *op, int64_t lo, int64_t hi, double *y) {
+  const double *t = op->tmp;
   for (int64_t i = lo; i < hi; i++) {
-    double s = 0;
-    for (int64_t p = op->ip[i]; p < op->ip[i + 1]; p++) s += (double)op->w[p] * op->tmp[op->ix[p]];
-    j->y[i] = op->dis[i] * s;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t p = op->ip[i];
+    const int64_t e = op->ip[i + 1];
+    for (; p + 4 <= e; p += 4) {
+      s0 += (double)op->w[p] * t[op->ix[p]];
+      s1 += (double)op->w[p + 1] * t[op->ix[p + 1]];
+      s2 += (double)op->w[p + 2] * t[op->ix[p + 2]];
+      s3 += (double)op->w[p + 3] * t[op->ix[p + 3]];
+    }
+    if (p < e) s0 += (double)op->w[p] * t[op->ix[p]];
+    if (p + 1 < e) s1 += (double)op->w[p + 1] * t[op->ix[p + 1]];
+    if (p + 2 < e) s2 += (double)op->w[p + 2] * t[op->ix[p + 2]];
+    y[i] = op->dis[i] * ((s0 + s2) + (s1 + s3));
   }
 }
 
-static void op_apply(vl_ctx *ctx, const op_t *op, const double *x, double *y) {
-  matvec_job j = {op, x, y};
-  vl_parallel_for(ctx, op->n, 4096, scale_rows, &j);
-  vl_parallel_for(ctx, op->n, 512, matvec_rows, &j);
+/* op->tmp = D^-1/2 x */
+static void op_scale_input(const op_t *op, const double *x) {
+  for (int64_t i = 0; i < op->n; i++) op->tmp[i] = op->dis[i] * x[i];
 }
 
 /* ---------- block-ordered dot products and updates on a column-major basis ---------- */
 
-enum { RBLOCK = 2048 };
+enum { RBLOCK = 512 };
 
 typedef struct {
   const double *V; /* column c at V + c * n */
@@ -262,6 +268,97 @@ VL_CLONES static void combine_rows(int64_t lo, int64_t hi, int chunk, void *arg)
   }
 }
 
+/* ---------- one Lanczos step in three parallel passes ---------- */
+
+typedef struct {
+  const op_t *op;
+  const double *V;     /* the basis, column c at V + c * n; q0 at V - n */
+  int64_t n;
+  const double *pair;  /* the newest two columns (NULL: none) */
+  const double *hpair; /* their coefficients, for the second pass */
+  int64_t nq;          /* columns [q0, V[:, 0..nq - 1)) for the full dots */
+  double *y;
+  double *partial;
+} step_job;
+
+/* sum over [lo, hi) of a[i] * b[i], eight interleaved sums combined in a fixed order (as
+ * dots_block) */
+static inline double block_dot(const double *a, const double *b, int64_t lo, int64_t hi) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = lo;
+  for (; i + 8 <= hi; i += 8)
+    for (int t = 0; t < 8; t++) s[t] += a[i + t] * b[i + t];
+  for (int t = 0; i < hi; i++, t++) s[t] += a[i] * b[i];
+  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+/* pass 1: the block's rows of y = N x (op->tmp = D^-1/2 x), and its dots with the pair */
+VL_CLONES static void step_product(int64_t lo, int64_t hi, int chunk, void *arg) {
+  const step_job *b = arg;
+  matvec_range(b->op, lo, hi, b->y);
+  if (b->pair) {
+    b->partial[2 * (int64_t)chunk] = block_dot(b->pair, b->y, lo, hi);
+    b->partial[2 * (int64_t)chunk + 1] = block_dot(b->pair + b->n, b->y, lo, hi);
+  }
+}
+
+/* pass 2: y -= pair hpair over the block, then the block's ||y||^2 and its dots with all of Q
+ * (partial[chunk * (nq + 1) + c], the norm last) */
+VL_CLONES static void step_pair_then_dots(int64_t lo, int64_t hi, int chunk, void *arg) {
+  const step_job *b = arg;
+  double *y = b->y;
+  if (b->pair)
+    for (int c = 0; c < 2; c++) {
+      const double *v = b->pair + c * b->n;
+      const double hc = b->hpair[c];
+      for (int64_t i = lo; i < hi; i++) y[i] -= hc * v[i];
+    }
+  double *out = b->partial + (int64_t)chunk * (b->nq + 1);
+  const double *Q = b->V - b->n;
+  for (int64_t c = 0; c < b->nq; c++) out[c] = block_dot(Q + c * b->n, y, lo, hi);
+  out[b->nq] = block_dot(y, y, lo, hi);
+}
+
+/* w = N V[:, j] orthogonalised against [q0, V[:, 0..j]] like orthogonalize (the pair, then
+ * classical Gram-Schmidt with the DGKS repeat), with the first sweep's dots taken in the
+ * passes that also form the product and remove the pair: three parallel passes in all for
+ * the usual step. Coefficients on V added to h. Returns ||w||. */
+static double product_orthogonalized(vl_ctx *ctx, const op_t *op, const double *V, int64_t n,
+                                     int64_t j, double *h, double *hh, double *partial) {
+  const int64_t ncols = j + 1;
+  double *w = (double *)V + ncols * n;
+  op_scale_input(op, V + j * n);
+  const int64_t nb = (n + RBLOCK - 1) / RBLOCK;
+  double hpair[2] = {0, 0};
+  step_job b = {op, V, n, ncols > 2 ? V + (ncols - 2) * n : NULL, hpair, ncols + 1, w, partial};
+  vl_parallel_blocks(ctx, n, RBLOCK, step_product, &b);
+  if (b.pair) {
+    for (int c = 0; c < 2; c++) {
+      double s = 0;
+      for (int64_t k = 0; k < nb; k++) s += partial[k * 2 + c];
+      hpair[c] = s;
+      h[ncols - 2 + c] += s;
+    }
+  }
+  vl_parallel_blocks(ctx, n, RBLOCK, step_pair_then_dots, &b);
+  double before = 0;
+  for (int64_t k = 0; k < nb; k++) before += partial[k * (ncols + 2) + ncols + 1];
+  for (int64_t c = 0; c <= ncols; c++) {
+    double s = 0;
+    for (int64_t k = 0; k < nb; k++) s += partial[k * (ncols + 2) + c];
+    hh[c] = s;
+  }
+  const double *Q = V - n;
+  for (int pass = 0; pass < 3; pass++) {
+    if (pass > 0) basis_dots(ctx, Q, n, ncols + 1, w, hh, partial);
+    const double after = basis_subtract(ctx, Q, n, ncols + 1, hh, w, partial);
+    for (int64_t c = 0; c < ncols; c++) h[c] += hh[c + 1];
+    if (after > 0.5 * before) return sqrt(after);
+    before = after;
+  }
+  return sqrt(before);
+}
+
 /* ---------- thick-restart Lanczos for the top nev eigenpairs of N orthogonal to q0 ---------- */
 
 /* deterministic pseudo-random vector (start and restarts after breakdown) */
@@ -340,10 +437,9 @@ static int lanczos(vl_ctx *ctx, const op_t *op, const double *q0, int64_t nev, i
     double beta = 0;
     for (int64_t j = j0; j < m; j++) {
       double *w = V + (j + 1) * n;
-      op_apply(ctx, op, V + j * n, w);
-      used++;
       memset(h, 0, sizeof(double) * (size_t)(j + 1));
-      beta = orthogonalize(ctx, V, n, j + 1, w, h, hh, partial);
+      beta = product_orthogonalized(ctx, op, V, n, j, h, hh, partial);
+      used++;
       for (int64_t i = 0; i <= j; i++) H[i * m + j] = H[j * m + i] = h[i];
       if (beta <= 1e-10 * (fabs(h[j]) > 1 ? fabs(h[j]) : 1)) {
         /* invariant subspace: continue from a fresh direction, uncoupled (beta = 0) */

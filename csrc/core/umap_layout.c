@@ -63,12 +63,15 @@ typedef struct {
   int32_t epoch;
   uint64_t key;
   int32_t nneg_bound; /* largest nneg of this epoch */
-  int32_t *maxneg; /* per parallel task: largest nneg of the next epoch's schedule */
+  int32_t *maxneg; /* per block of vertices: largest nneg of the next epoch's schedule */
   int32_t n_epochs;
-  /* op buffers, one per parallel task, kept across epochs */
+  /* op buffers, one per thread, kept across epochs: a block claims a free one (busy flags) */
   uint32_t **bufs;
   int64_t *caps;
+  char *busy;
+  int nbufs;
   int avx512; /* due_positions_avx512 is available */
+  int avx512dqvl; /* head_ops_avx512 is available */
   int failed; /* scratch memory ran out in a worker */
 } sgd_job;
 
@@ -114,10 +117,15 @@ __attribute__((target("avx512f"))) static int64_t due_positions_avx512(const int
     m += __builtin_popcount((unsigned)k);
     idx = _mm512_add_epi32(idx, sixteen);
   }
-  /* the tail, with positions offset by i */
-  const int64_t m2 = due_positions_portable(a + i, n - i, t, le, out + m);
-  for (int64_t r = m; r < m + m2; r++) out[r] += (int32_t)i;
-  return m + m2;
+  /* the tail: a masked load */
+  if (i < n) {
+    const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1u);
+    const __m512i v = _mm512_maskz_loadu_epi32(tail, (const void *)(a + i));
+    const __mmask16 k = tail & (le ? _mm512_cmple_epi32_mask(v, tv) : _mm512_cmpeq_epi32_mask(v, tv));
+    _mm512_storeu_si512((void *)(out + m), _mm512_maskz_compress_epi32(k, idx));
+    m += __builtin_popcount((unsigned)k);
+  }
+  return m;
 }
 #endif
 
@@ -160,15 +168,21 @@ static int32_t schedule_range(sgd_job *s, int64_t lo, int64_t hi, int32_t t, int
 /* epoch 0's schedule, before the first pass */
 static void schedule_first(int64_t lo, int64_t hi, int chunk, void *arg) {
   sgd_job *s = arg;
-  s->maxneg[chunk] = schedule_range(s, lo, hi, 0, s->due, s->tdue);
+  const int32_t m = schedule_range(s, lo, hi, 0, s->due, s->tdue);
+  int32_t cur = __atomic_load_n(&s->maxneg[0], __ATOMIC_RELAXED);
+  while (m > cur && !__atomic_compare_exchange_n(&s->maxneg[0], &cur, m, false, __ATOMIC_RELAXED,
+                                                 __ATOMIC_RELAXED)) {
+  }
 }
 
 static inline float clip4(float v) { return v > 4.0f ? 4.0f : (v < -4.0f ? -4.0f : v); }
 
-/* x^b for x > 0 as 2^(b log2 x), inline and branch-free: log2 of the mantissa from the atanh
- * series in t = (m - 1) / (m + 1), m in [sqrt(1/2), sqrt(2)) (error < 5e-8), 2^f for
- * f in [-1/2, 1/2] by its degree-6 Taylor polynomial (relative error < 2e-7); the result is
- * within about 1e-6 relative of powf's, and flushes to 0 or 2^127 outside [2^-126, 2^127]. */
+/* x^b for x > 0 as 2^(b log2 x), inline and branch-free: log2 of the mantissa as t P(t^2),
+ * t = (m - 1) / (m + 1), m in [sqrt(1/2), sqrt(2)), P a degree-2 fit of the atanh series
+ * (error < 3e-8), 2^f for f in [-1/2, 1/2] by a degree-5 fit of relative error < 8e-8 (both
+ * near-minimax, fitted by iteratively reweighted least squares); the result is within about
+ * 2e-6 relative of x^b, as f32 rounding allows, and flushes to 0 or 2^127 outside
+ * [2^-126, 2^127]. */
 static inline float pow_pos(float x, float b) {
   const union { float f; int32_t i; } u = {x};
   int32_t e = ((u.i >> 23) & 0xff) - 127;
@@ -177,21 +191,19 @@ static inline float pow_pos(float x, float b) {
   e += m > 1.41421356f ? 1 : 0;
   m = m > 1.41421356f ? m * 0.5f : m;
   const float t = (m - 1.0f) / (m + 1.0f), t2 = t * t;
-  const float lg = (float)e + t * (2.8853900817779268f +
-                                   t2 * (0.9617966939259756f +
-                                         t2 * (0.5770780163555854f + t2 * 0.41219858311113243f)));
+  const float lg = (float)e + t * (2.8853912893218148f +
+                                   t2 * (0.9614708153439215f + t2 * 0.5989737121902569f));
   float y = b * lg;
   y = y < -126.0f ? -126.0f : y;
   y = y > 126.0f ? 126.0f : y;
   const float r = (y + 12582912.0f) - 12582912.0f; /* round to nearest (|y| < 2^22) */
   const float f = y - r;
-  float p = 0.00015403530393381606f;
-  p = p * f + 0.0013333558146428443f;
-  p = p * f + 0.009618129107628477f;
-  p = p * f + 0.05550410866482158f;
-  p = p * f + 0.2402265069591007f;
-  p = p * f + 0.6931471805599453f;
-  p = p * f + 1.0f;
+  float p = 0.0013276382558059761f;
+  p = p * f + 0.009675540613637512f;
+  p = p * f + 0.05550713550091648f;
+  p = p * f + 0.2402211974178362f;
+  p = p * f + 0.6931469668954853f;
+  p = p * f + 1.0000000716491495f;
   const union { int32_t i; float f; } scale = {((int32_t)r + 127) << 23};
   return p * scale.f;
 }
@@ -262,6 +274,63 @@ static int64_t make_ops(const sgd_job *s, int64_t j, uint32_t *out) {
   return c;
 }
 
+/* The head moves of vertex j's due edges e0 + list[r], r < m, each with its negative samples,
+ * as the scalar loop of make_ops_self_transpose writes them (one more vector may be stored past
+ * the end: the buffer has 16 entries of slack). Per edge: draws 0..7 from four mix64 words in
+ * one vector, the vertices floor(w n / 2^32), and the edge's partner and the kept draws
+ * compressed into place; draws from 8 on, rare, one at a time. Integer arithmetic only, so the
+ * ops are exactly the scalar loop's. */
+#ifdef VL_HAVE_AVX512_COMPRESS
+__attribute__((target("avx512f,avx512dq,avx512vl"))) static int64_t
+head_ops_avx512(const sgd_job *s, int64_t j, int64_t e0, const int32_t *list, int64_t m,
+                uint32_t *out) {
+  const uint64_t n = (uint64_t)s->n;
+  const int32_t t = s->epoch;
+  const uint64_t W2 = 0xd1b54a32d192ed03ULL;
+  const __m256i steps = _mm256_setr_epi64x((long long)W2, (long long)(2 * W2),
+                                           (long long)(3 * W2), (long long)(4 * W2));
+  const __m256i c1 = _mm256_set1_epi64x((long long)0xbf58476d1ce4e5b9ULL);
+  const __m256i c2 = _mm256_set1_epi64x((long long)0x94d049bb133111ebULL);
+  const __m512i nv = _mm512_set1_epi64((long long)n);
+  const __m256i jv = _mm256_set1_epi32((int)j);
+  const __m256i repel = _mm256_set1_epi32((int)OP_REPEL);
+  /* partner first (lane 8 of the source), then draws 0..7 */
+  const __m512i order = _mm512_setr_epi32(8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8, 8);
+  int64_t c = 0;
+  for (int64_t r = 0; r < m; r++) {
+    const int64_t e = e0 + list[r];
+    const int32_t nneg = s->nneg[e];
+    const int64_t k = s->ix[e];
+    const uint64_t base = s->key + (((uint64_t)e << 32) | (uint32_t)t) * 0x9e3779b97f4a7c15ULL;
+    __m256i z = _mm256_add_epi64(_mm256_set1_epi64x((long long)base), steps);
+    z = _mm256_mullo_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), c1);
+    z = _mm256_mullo_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), c2);
+    z = _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+    /* draw 2q is the high half of word q, draw 2q + 1 its low half */
+    const __m256i w32 = _mm256_shuffle_epi32(z, 0xB1);
+    const __m512i prod = _mm512_mul_epu32(_mm512_cvtepu32_epi64(w32), nv);
+    const __m256i kk = _mm512_cvtepi64_epi32(_mm512_srli_epi64(prod, 32));
+    const int32_t first = nneg < 8 ? nneg : 8;
+    const __mmask8 keep = _mm256_cmpneq_epi32_mask(kk, jv) & (__mmask8)((1u << first) - 1u);
+    const __m512i src = _mm512_inserti64x4(_mm512_set1_epi32((int)k),
+                                           _mm256_or_si256(kk, repel), 0);
+    const __mmask16 mask = (__mmask16)((k != j ? 1u : 0u) | ((unsigned)keep << 1));
+    _mm512_storeu_si512((void *)(out + c),
+                        _mm512_maskz_compress_epi32(mask, _mm512_permutexvar_epi32(order, src)));
+    c += __builtin_popcount((unsigned)mask);
+    uint64_t word = 0;
+    for (int32_t p = 8; p < nneg; p++) {
+      if ((p & 1) == 0) word = mix64(base + (uint64_t)(p / 2 + 1) * W2);
+      const uint32_t h = (p & 1) ? (uint32_t)word : (uint32_t)(word >> 32);
+      const int64_t kx = (int64_t)(((uint64_t)h * n) >> 32);
+      out[c] = (uint32_t)kx | OP_REPEL;
+      c += kx != j;
+    }
+  }
+  return c;
+}
+#endif
+
 /* make_ops for a graph that is its own transpose (tdue == due): the in-edges of j sit at its
  * own row's positions, so one pass finds the due positions and the three groups of moves are
  * emitted from that list. Same ops in the same order as make_ops. Rows up to 512 entries. */
@@ -277,7 +346,14 @@ static int64_t make_ops_self_transpose(const sgd_job *s, int64_t j, uint32_t *ou
   for (; r < m && s->ix[e0 + list[r]] < j; r++) out[c++] = (uint32_t)s->ix[e0 + list[r]];
   const int64_t split = r;
   /* as the head of its own edges, each followed by its negative samples */
-  for (r = 0; r < m; r++) {
+  int64_t mh = m;
+#ifdef VL_HAVE_AVX512_COMPRESS
+  if (s->avx512dqvl) {
+    c += head_ops_avx512(s, j, e0, list, m, out + c);
+    mh = 0; /* done: skip the scalar loop */
+  }
+#endif
+  for (r = 0; r < mh; r++) {
     const int64_t e = e0 + list[r];
     const int32_t nneg = s->nneg[e];
     const int64_t k = s->ix[e];
@@ -347,8 +423,19 @@ static inline __attribute__((always_inline)) void run_lanes(const sgd_job *s, in
       kofs[l] = (int32_t)(op & ~OP_REPEL) * dim;
       rep[l] = (float)(int32_t)(op >> 31);
     }
-    for (int d = 0; d < dim; d++)
-      for (int l = 0; l < LANES; l++) o[d][l] = S[kofs[l] + d];
+    if (dim == 2) {
+      /* a partner's (x, y) as one 64-bit load, split in registers */
+      for (int l = 0; l < LANES; l++) {
+        uint64_t pr;
+        memcpy(&pr, S + kofs[l], sizeof pr);
+        const union { uint32_t u; float f; } x = {(uint32_t)pr}, y = {(uint32_t)(pr >> 32)};
+        o[0][l] = x.f;
+        o[1][l] = y.f;
+      }
+    } else {
+      for (int d = 0; d < dim; d++)
+        for (int l = 0; l < LANES; l++) o[d][l] = S[kofs[l] + d];
+    }
     for (int l = 0; l < LANES; l++) {
       float d2 = 0;
       for (int d = 0; d < dim; d++) {
@@ -411,10 +498,16 @@ VL_CLONES static void run_lanes_any(const sgd_job *s, int64_t c0, int64_t c1, co
   run_lanes(s, c0, c1, ops, ostart, (int)s->dim);
 }
 
-/* One epoch for the vertices [lo, hi), chunk by chunk: their op lists, the moves, then the
- * next epoch's schedule of their own edges (which nothing else reads this epoch). */
-static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
+/* One epoch for the block of vertices [lo, hi) (block number blk), chunk by chunk: their op
+ * lists, the moves, then the next epoch's schedule of their own edges (which nothing else
+ * reads this epoch). Blocks are handed out to the threads as they come free, so a thread that
+ * loses its core to another process holds up one block, not half the epoch; results do not
+ * depend on which thread runs a block. */
+static void move_vertices(int64_t lo, int64_t hi, int blk, void *arg) {
   sgd_job *s = arg;
+  /* at most nbufs blocks run at once, so a buffer is free */
+  int chunk = 0;
+  while (__atomic_test_and_set(&s->busy[chunk], __ATOMIC_ACQUIRE)) chunk = (chunk + 1) % s->nbufs;
   int64_t ostart[CHUNK + 1];
   int32_t mx = 0;
   const bool self_transpose = s->tdue == s->due;
@@ -425,12 +518,13 @@ static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
       /* room for every move the vertex could take this epoch */
       const int64_t at = ostart[j - c0];
       const int64_t need = at + (s->tptr[j + 1] - s->tptr[j]) +
-                           (s->ip[j + 1] - s->ip[j]) * (1 + (int64_t)s->nneg_bound);
+                           (s->ip[j + 1] - s->ip[j]) * (1 + (int64_t)s->nneg_bound) + 16;
       if (need > s->caps[chunk]) {
         const int64_t cap = need + need / 2 + 1024;
         uint32_t *grown = realloc(s->bufs[chunk], sizeof(uint32_t) * (size_t)cap);
         if (!grown) {
           __atomic_store_n(&s->failed, 1, __ATOMIC_RELAXED);
+          __atomic_clear(&s->busy[chunk], __ATOMIC_RELEASE);
           return;
         }
         s->bufs[chunk] = grown;
@@ -451,7 +545,8 @@ static void move_vertices(int64_t lo, int64_t hi, int chunk, void *arg) {
       if (m > mx) mx = m;
     }
   }
-  s->maxneg[chunk] = mx;
+  s->maxneg[blk] = mx;
+  __atomic_clear(&s->busy[chunk], __ATOMIC_RELEASE);
 }
 
 vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
@@ -498,10 +593,12 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
   int64_t *fill = malloc(sizeof(int64_t) * (size_t)n);
   float *S = malloc(sizeof(float) * (size_t)(n * dim));
   const int ntask = ctx && ctx->num_threads > 1 ? ctx->num_threads : 1;
+  const int64_t nblk = (n + CHUNK - 1) / CHUNK;
   uint32_t **bufs = calloc((size_t)ntask, sizeof(uint32_t *));
   int64_t *caps = calloc((size_t)ntask, sizeof(int64_t));
-  int32_t *maxneg = calloc((size_t)ntask, sizeof(int32_t));
-  if (!maxneg || !bufs || !caps || !eps || !epns || !eons || !eonns || !next_due || !due || !tdue || !nneg || !ix || !tsrc ||
+  char *busy = calloc((size_t)ntask, 1);
+  int32_t *maxneg = calloc((size_t)nblk, sizeof(int32_t));
+  if (!maxneg || !bufs || !caps || !busy || !eps || !epns || !eons || !eonns || !next_due || !due || !tdue || !nneg || !ix || !tsrc ||
       !tptr || !tpos || !fill || !S) {
     st = vl_fail(err, VL_ERR_NOMEM, "out of memory (UMAP layout of %lld vertices, %lld edges)",
                  (long long)n, (long long)nnz);
@@ -516,7 +613,7 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
     eons[e] = eps[e];
     eonns[e] = epns[e];
     next_due[e] = ceil_epoch(eons[e]);
-    due[e] = tdue[e] = due[nnz + e] = tdue[nnz + e] = -1;
+    due[e] = due[nnz + e] = -1;
     ix[e] = (int32_t)a->indices[e];
   }
   /* in-edges by counting sort: sources ascending within each vertex */
@@ -542,14 +639,18 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
     .n_epochs = (int32_t)o->n_epochs, .nneg = nneg,
 #ifdef VL_HAVE_AVX512_COMPRESS
     .avx512 = __builtin_cpu_supports("avx512f"),
+    .avx512dqvl = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512vl"),
 #endif
     .S = S, .Y = Y, .a = (float)o->a, .b = (float)o->b,
     .two_ab = (float)(2.0 * o->a * o->b), .two_gb = (float)(2.0 * o->gamma * o->b),
-    .key = o->seed, .bufs = bufs, .caps = caps, .maxneg = maxneg};
+    .key = o->seed, .bufs = bufs, .caps = caps, .busy = busy, .nbufs = ntask, .maxneg = maxneg};
+  /* (tdue's pages are touched only when it is used) */
+  if (!self_transpose)
+    for (int64_t e = 0; e < 2 * nnz; e++) tdue[e] = -1;
   int32_t *tdue_all = self_transpose ? due : tdue;
   s.due = due;
   s.tdue = tdue_all;
-  for (int i = 0; i < ntask; i++) maxneg[i] = 0;
   vl_parallel_for(ctx, nnz, 16384, schedule_first, &s);
   for (int64_t t = 0; t < o->n_epochs; t++) {
     const int64_t cur = (t & 1) * nnz, nxt = ((t + 1) & 1) * nnz;
@@ -561,12 +662,15 @@ vl_status vl_umap_optimize(vl_ctx *ctx, const vl_csr *a, float *Y, int64_t dim,
     s.due_next = due + nxt;
     s.tdue_next = tdue_all + nxt;
     s.nneg_bound = 0;
-    for (int i = 0; i < ntask; i++) {
+    for (int64_t i = 0; i < nblk; i++) {
       if (maxneg[i] > s.nneg_bound) s.nneg_bound = maxneg[i];
       maxneg[i] = 0;
     }
     memcpy(S, Y, sizeof(float) * (size_t)(n * dim));
-    vl_parallel_for(ctx, n, 256, move_vertices, &s);
+    if (vl_parallel_blocks(ctx, n, CHUNK, move_vertices, &s) == VL_ERR_INTERRUPTED) {
+      st = vl_fail(err, VL_ERR_INTERRUPTED, "interrupted");
+      goto out;
+    }
     if (s.failed) {
       st = vl_fail(err, VL_ERR_NOMEM, "out of memory (UMAP layout of %lld vertices)", (long long)n);
       goto out;
@@ -591,6 +695,7 @@ out:
     for (int i = 0; i < ntask; i++) free(bufs[i]);
   free(bufs);
   free(caps);
+  free(busy);
   free(maxneg);
   return st;
 }
