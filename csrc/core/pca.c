@@ -20,6 +20,9 @@
 #endif
 
 /* LAPACK from OpenBLAS (Fortran calling convention, hidden string lengths last). */
+extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
+                    double *w, double *work, const int *lwork, int *iwork, const int *liwork,
+                    int *info, size_t, size_t);
 extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n,
                     double *a, const int *lda, const double *vl, const double *vu, const int *il,
                     const int *iu, const double *abstol, int *m, double *w, double *z,
@@ -337,13 +340,58 @@ static vl_status build_gram(vl_ctx *ctx, const matrix *x, bool by_rows, int64_t 
 
 /* ---------- top eigenpairs of the Gram matrix ---------- */
 
+/* Up to this order all eigenpairs by divide and conquer (dsyevd) cost less than a subset by
+ * bisection and inverse iteration (dsyevr): 0.74 against 1.22 ms at order 100. */
+enum { SMALL_ORDER = 160 };
+
+/* exact_top's result through LAPACK dsyevd on the whole matrix (G overwritten). */
+static vl_status all_pairs_top(double *G, int64_t m, int64_t k, double *w, double *z,
+                               vl_error *err) {
+  int N = (int)m, info = 0, lwork = -1, liwork = -1, iwq = 0;
+  double wq = 0, *work = NULL, *wall = malloc(sizeof(double) * (size_t)m);
+  int *iwork = NULL;
+  vl_status st = VL_OK;
+  if (!wall) goto nomem;
+  dsyevd_("V", "L", &N, G, &N, wall, &wq, &lwork, &iwq, &liwork, &info, 1, 1);
+  if (info != 0) {
+    st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevd workspace query failed (info %d)", info);
+    goto out;
+  }
+  lwork = (int)wq;
+  liwork = iwq;
+  work = malloc(sizeof(double) * (size_t)lwork);
+  iwork = malloc(sizeof(int) * (size_t)liwork);
+  if (!work || !iwork) goto nomem;
+  dsyevd_("V", "L", &N, G, &N, wall, work, &lwork, iwork, &liwork, &info, 1, 1);
+  if (info != 0) {
+    st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevd failed (info %d)", info);
+    goto out;
+  }
+  /* ascending: the top k are the last k, their vectors the last k columns */
+  memcpy(w, wall + (m - k), sizeof(double) * (size_t)k);
+  memcpy(z, G + (m - k) * m, sizeof(double) * (size_t)(m * k));
+  goto out;
+nomem:
+  st = vl_fail(err, VL_ERR_NOMEM, "pca: out of memory (eigenproblem of order %lld)",
+               (long long)m);
+out:
+  free(work);
+  free(iwork);
+  free(wall);
+  return st;
+}
+
 /* The k largest eigenpairs of the symmetric m x m matrix G (lower triangle, column-major; G
  * is overwritten) by LAPACK dsyevr: w[0..k) ascending, z column j (m x k, column-major) the
  * eigenvector of w[j]. Single-threaded: the tridiagonal reduction is a long series of small
  * matrix-vector products, between which OpenBLAS's threads spin and yield (several times
  * slower than one thread on 2 shared cores). */
+static vl_status all_pairs_top(double *G, int64_t m, int64_t k, double *w, double *z,
+                               vl_error *err);
+
 static vl_status exact_top(double *G, int64_t m, int64_t k, double *w, double *z,
                            vl_error *err) {
+  if (m <= SMALL_ORDER) return all_pairs_top(G, m, k, w, z, err);
   int N = (int)m, il = (int)(m - k + 1), iu = (int)m, found = 0, info = 0, lwork = -1,
       liwork = -1, iwq = 0;
   double vl = 0, vu = 0, abstol = 0, wq = 0;

@@ -1,12 +1,13 @@
 /* Mean-centred PCA (no scaling) of a sparse or dense matrix through the smaller Gram matrix of
  * the implicitly centred data (X_c X_c^T or X_c^T X_c) and its top eigenpairs.
- * - f64 values: everything in double (blocked DSYRK, LAPACK dsyevr, DGEMM): exact.
+ * - f64 values: everything in double (blocked DSYRK, LAPACK, DGEMM): exact.
  * - f32 values: the centred data rounded to f32, products by SSYRK/SGEMM over slices of at most
  *   256 rows (or columns) and summed in double, so the Gram matrix carries about 1e-6 relative
  *   error (the precision class of scanpy's f32 ARPACK). The top eigenpairs then come from block
  *   Lanczos (blocks of 4, full reorthogonalisation) on an f32 copy of it, accepted when every
  *   pair's residual is at most 1e-3 of its distance to the other Ritz values and a short run on
- *   the complement finds no larger eigenvalue; else (or below order 256) LAPACK dsyevr.
+ *   the complement finds no larger eigenvalue; else (or below order 256) LAPACK: dsyevd up to
+ *   order 160 (all pairs are cheaper there), dsyevr above.
  * Work is split in fixed pieces (row panels of the Gram matrix, row blocks of the scores), so
  * the result does not depend on the thread count. Signs follow scikit-learn's svd_flip with the
  * u-based decision scanpy uses: in each component the score of largest magnitude is positive.
