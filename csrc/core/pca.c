@@ -344,119 +344,69 @@ static vl_status build_gram(vl_ctx *ctx, const matrix *x, bool by_rows, int64_t 
  * bisection and inverse iteration (dsyevr): 0.74 against 1.22 ms at order 100. */
 enum { SMALL_ORDER = 160 };
 
-/* exact_top's result through LAPACK dsyevd on the whole matrix (G overwritten). */
-static vl_status all_pairs_top(double *G, int64_t m, int64_t k, double *w, double *z,
-                               vl_error *err) {
-  int N = (int)m, info = 0, lwork = -1, liwork = -1, iwq = 0;
-  double wq = 0, *work = NULL, *wall = malloc(sizeof(double) * (size_t)m);
-  int *iwork = NULL;
-  vl_status st = VL_OK;
-  if (!wall) goto nomem;
-  dsyevd_("V", "L", &N, G, &N, wall, &wq, &lwork, &iwq, &liwork, &info, 1, 1);
-  if (info != 0) {
-    st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevd workspace query failed (info %d)", info);
-    goto out;
-  }
-  lwork = (int)wq;
-  liwork = iwq;
-  work = malloc(sizeof(double) * (size_t)lwork);
-  iwork = malloc(sizeof(int) * (size_t)liwork);
-  if (!work || !iwork) goto nomem;
-  dsyevd_("V", "L", &N, G, &N, wall, work, &lwork, iwork, &liwork, &info, 1, 1);
-  if (info != 0) {
-    st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevd failed (info %d)", info);
-    goto out;
-  }
-  /* ascending: the top k are the last k, their vectors the last k columns */
-  memcpy(w, wall + (m - k), sizeof(double) * (size_t)k);
-  memcpy(z, G + (m - k) * m, sizeof(double) * (size_t)(m * k));
-  goto out;
-nomem:
-  st = vl_fail(err, VL_ERR_NOMEM, "pca: out of memory (eigenproblem of order %lld)",
-               (long long)m);
-out:
-  free(work);
-  free(iwork);
-  free(wall);
-  return st;
-}
-
-/* The k largest eigenpairs of the symmetric m x m matrix G (lower triangle, column-major; G
- * is overwritten) by LAPACK dsyevr: w[0..k) ascending, z column j (m x k, column-major) the
- * eigenvector of w[j]. Single-threaded: the tridiagonal reduction is a long series of small
- * matrix-vector products, between which OpenBLAS's threads spin and yield (several times
- * slower than one thread on 2 shared cores). */
-static vl_status all_pairs_top(double *G, int64_t m, int64_t k, double *w, double *z,
-                               vl_error *err);
-
-static vl_status exact_top(double *G, int64_t m, int64_t k, double *w, double *z,
-                           vl_error *err) {
-  if (m <= SMALL_ORDER) return all_pairs_top(G, m, k, w, z, err);
-  int N = (int)m, il = (int)(m - k + 1), iu = (int)m, found = 0, info = 0, lwork = -1,
-      liwork = -1, iwq = 0;
-  double vl = 0, vu = 0, abstol = 0, wq = 0;
-  double *A = G, *work = NULL, *wall = malloc(sizeof(double) * (size_t)m);
-  int *iwork = NULL, *isuppz = malloc(sizeof(int) * (size_t)(2 * k));
-  vl_status st = VL_OK;
-  if (!isuppz || !wall) goto nomem;
-  dsyevr_("V", "I", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &found, wall, z, &N, isuppz,
-          &wq, &lwork, &iwq, &liwork, &info, 1, 1, 1);
-  if (info != 0) {
-    st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevr workspace query failed (info %d)", info);
-    goto out;
-  }
-  lwork = (int)wq;
-  liwork = iwq;
-  work = malloc(sizeof(double) * (size_t)lwork);
-  iwork = malloc(sizeof(int) * (size_t)liwork);
-  if (!work || !iwork) goto nomem;
-  dsyevr_("V", "I", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &found, wall, z, &N, isuppz,
-          work, &lwork, iwork, &liwork, &info, 1, 1, 1);
-  if (info != 0 || found != (int)k) {
-    st = vl_fail(err, VL_ERR_VALUE, "pca: LAPACK dsyevr failed (info %d, %d of %lld "
-                 "eigenpairs)", info, found, (long long)k);
-    goto out;
-  }
-  memcpy(w, wall, sizeof(double) * (size_t)k);
-  goto out;
-nomem:
-  st = vl_fail(err, VL_ERR_NOMEM, "pca: out of memory (eigenproblem of order %lld)",
-               (long long)m);
-out:
-  free(work);
-  free(iwork);
-  free(isuppz);
-  free(wall);
-  return st;
-}
-
-/* Top eigenpairs of a small symmetric matrix A (n x n, column-major, overwritten): the top
- * `cnt` in ascending order in w, their vectors in z (n x cnt). Returns 0 on success. */
-static int small_top(double *A, int n, int cnt, double *w, double *z) {
-  int il = n - cnt + 1, iu = n, found = 0, info = 0, lwork = -1, liwork = -1, iwq = 0;
-  double vl = 0, vu = 0, abstol = 0, wq = 0;
-  int *isuppz = malloc(sizeof(int) * (size_t)(2 * cnt));
-  double *work = NULL;
-  int *iwork = NULL;
-  int rc = -1;
-  if (!isuppz) return -1;
-  dsyevr_("V", "I", "L", &n, A, &n, &vl, &vu, &il, &iu, &abstol, &found, w, z, &n, isuppz, &wq,
-          &lwork, &iwq, &liwork, &info, 1, 1, 1);
-  if (info == 0) {
-    lwork = (int)wq;
-    liwork = iwq;
-    work = malloc(sizeof(double) * (size_t)lwork);
-    iwork = malloc(sizeof(int) * (size_t)liwork);
-    if (work && iwork) {
-      dsyevr_("V", "I", "L", &n, A, &n, &vl, &vu, &il, &iu, &abstol, &found, w, z, &n, isuppz,
-              work, &lwork, iwork, &liwork, &info, 1, 1, 1);
-      if (info == 0 && found == cnt) rc = 0;
+/* The cnt largest eigenpairs of the symmetric n x n matrix A (lower triangle, column-major;
+ * overwritten): w[0..cnt) ascending, z column j (n x cnt, column-major) the eigenvector of
+ * w[j]. LAPACK dsyevd on the whole matrix up to SMALL_ORDER, dsyevr for the subset above.
+ * Callers run it with OpenBLAS single-threaded: the tridiagonal reduction is a long series of
+ * small matrix-vector products, between which OpenBLAS's threads spin and yield (several times
+ * slower than one thread on 2 shared cores). VL_ERR_VALUE with LAPACK's *info on failure. */
+static vl_status lapack_top(double *A, int64_t n, int64_t cnt, double *w, double *z, int *info) {
+  const bool all = n <= SMALL_ORDER;
+  int N = (int)n, il = (int)(n - cnt + 1), iu = N, found = 0, lwork = -1, liwork = -1, iwq = 0;
+  double vl = 0, vu = 0, abstol = 0, wq = 0, *work = NULL;
+  double *wall = malloc(sizeof(double) * (size_t)n); /* LAPACK may write n values */
+  int *iwork = NULL, *isuppz = malloc(sizeof(int) * (size_t)(2 * n));
+  vl_status st = VL_ERR_NOMEM;
+  *info = 0;
+  if (!wall || !isuppz) goto out;
+  for (int pass = 0; pass < 2; pass++) { /* the workspace query, then the solve */
+    double *wk = pass ? work : &wq;
+    int *iwk = pass ? iwork : &iwq;
+    if (all)
+      dsyevd_("V", "L", &N, A, &N, wall, wk, &lwork, iwk, &liwork, info, 1, 1);
+    else
+      dsyevr_("V", "I", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &found, wall, z, &N, isuppz,
+              wk, &lwork, iwk, &liwork, info, 1, 1, 1);
+    if (*info != 0) {
+      st = VL_ERR_VALUE;
+      goto out;
+    }
+    if (pass == 0) {
+      lwork = (int)wq;
+      liwork = iwq;
+      work = malloc(sizeof(double) * (size_t)lwork);
+      iwork = malloc(sizeof(int) * (size_t)liwork);
+      if (!work || !iwork) goto out;
     }
   }
-  free(isuppz);
+  st = VL_OK;
+  if (all) { /* ascending: the top cnt are the last ones, their vectors the last columns */
+    memcpy(w, wall + (n - cnt), sizeof(double) * (size_t)cnt);
+    memcpy(z, A + (n - cnt) * n, sizeof(double) * (size_t)(n * cnt));
+  } else if (found == (int)cnt) {
+    memcpy(w, wall, sizeof(double) * (size_t)cnt);
+  } else {
+    st = VL_ERR_VALUE;
+  }
+out:
   free(work);
   free(iwork);
-  return rc;
+  free(isuppz);
+  free(wall);
+  return st;
+}
+
+/* The k largest eigenpairs of G (m x m, as lapack_top's A) with an error message. */
+static vl_status exact_top(double *G, int64_t m, int64_t k, double *w, double *z,
+                           vl_error *err) {
+  int info = 0;
+  vl_status st = lapack_top(G, m, k, w, z, &info);
+  if (st == VL_ERR_NOMEM)
+    return vl_fail(err, st, "pca: out of memory (eigenproblem of order %lld)", (long long)m);
+  if (st)
+    return vl_fail(err, st, "pca: LAPACK eigensolver failed (info %d, order %lld, %lld "
+                   "eigenpairs)", info, (long long)m, (long long)k);
+  return VL_OK;
 }
 
 /* Block Lanczos with full reorthogonalisation on the symmetric G (m x m, both triangles),
@@ -680,7 +630,8 @@ static int ritz(const krylov *kr, int64_t d, int64_t cnt, double *th, double *U,
   for (int64_t c = 0; c < d; c++)
     for (int64_t i = 0; i < d; i++)
       A[c * d + i] = 0.5 * (kr->H[c * kr->cap + i] + kr->H[i * kr->cap + c]);
-  if (small_top(A, (int)d, (int)cnt, th, S) != 0) return -1;
+  int info = 0;
+  if (lapack_top(A, d, cnt, th, S, &info) != VL_OK) return -1;
   const blasint m = (blasint)kr->m;
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, (blasint)cnt, (blasint)d, 1.0, kr->Q,
               m, S, (blasint)d, 0.0, U, m);
@@ -1021,8 +972,10 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
   }
   goto out;
 fail:
-  st = st == VL_ERR_INTERRUPTED ? vl_fail(err, st, "pca: interrupted") : VL_OK;
-  if (st) goto out;
+  if (st == VL_ERR_INTERRUPTED) {
+    st = vl_fail(err, st, "pca: interrupted");
+    goto out;
+  }
 nomem:
   st = vl_fail(err, VL_ERR_NOMEM, "pca: out of memory (%lld x %lld data, %lld components)",
                (long long)n, (long long)g, (long long)k);
