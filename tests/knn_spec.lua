@@ -261,11 +261,15 @@ describe("exact PCA", function()
   it("agrees with a Jacobi eigensolver, is centred, orthonormal and sign-fixed", function()
     local g = T.generator(21)
     -- f64 data: exact in double; f32 data: products in f32 (summed in double), so about 1e-6
-    for _, case in ipairs { { 40, 9, "f64" }, { 9, 40, "f64" }, { 40, 9, "f32" }, { 9, 40, "f32" } } do
+    -- orders >= 32 take the tridiagonal solver (dsytrd, dsterf, dstein), smaller ones dsyevd;
+    -- 203 x 70 with 40 components: the f32 scores kernel's two panels of components and a last
+    -- block of 3 cells
+    for _, case in ipairs { { 40, 9, "f64" }, { 9, 40, "f64" }, { 40, 9, "f32" }, { 9, 40, "f32" },
+      { 60, 45, "f64" }, { 45, 60, "f32" }, { 203, 70, "f32", 40 } } do
       local shape, dtype = { case[1], case[2] }, case[3]
       local tol = dtype == "f64" and 1e-10 or 1e-5
       local X = (T.randn(shape, { gen = g }) * T.linspace(3, 0.5, shape[2]) + 2):to("f32"):to(dtype)
-      local k = 5
+      local k = case[4] or 5
       local sc, co, sv, mu, tv = core.pca_dense(X, k)
       local X64 = X:to("f64")
       local Xc = X64 - X64:mean(1, true)
@@ -316,6 +320,74 @@ describe("exact PCA", function()
       local sc1 = core.pca_dense(X, k)
       velua.set_num_threads(before)
       assert.is_true((sc1 - sc):abs():max():item() == 0, "thread count changed the result")
+    end
+  end)
+
+  it("falls back to dsyevr when the tridiagonal matrix splits (block-diagonal Gram matrix)", function()
+    -- 64 x 40 f64 data: Walsh functions 1-20 mixed by one random matrix, 21-40 by another, so
+    -- X^T X is block diagonal (two full 20 x 20 blocks, zero between them): the Householder
+    -- reduction does real work in each block and its tridiagonal form splits between them
+    local n, g, k = 64, 40, 6
+    local walsh = {}
+    for i = 0, n - 1 do
+      local row = {}
+      for j = 1, g do
+        local bits, w = i & j, 0 -- (-1)^popcount(i & j): centred, mutually orthogonal columns
+        while bits > 0 do w, bits = w ~ (bits & 1), bits >> 1 end
+        row[j] = w == 0 and 1 or -1
+      end
+      walsh[#walsh + 1] = row
+    end
+    local Wt = T.tensor(walsh, { dtype = "f64" })
+    local gen = T.generator(8)
+    -- small integers: every product and sum is exact, so the zeros between the blocks are exact
+    local M1 = T.randint(-3, 4, { 20, 20 }, { gen = gen }):to("f64")
+    local M2 = T.randint(-2, 3, { 20, 20 }, { gen = gen }):to("f64")
+    local X = T.cat({ Wt:narrow(2, 1, 20):matmul(M1), Wt:narrow(2, 21, 20):matmul(M2) }, 2):contiguous()
+    local sc, co, sv = core.pca_dense(X, k)
+    local Xc = X - X:mean(1, true)
+    local ev = jacobi_eigenvalues(Xc:t():matmul(Xc):totable())
+    for c = 1, k do
+      assert.is_true(math.abs(sv:get(c) ^ 2 - ev[c]) < 1e-9 * ev[1], "eigenvalue " .. c)
+    end
+    local scale = sc:abs():max():item()
+    assert.is_true((Xc:matmul(co) - sc):abs():max():item() < 1e-10 * scale, "scores")
+    assert.is_true((co:t():matmul(co) - T.eye(k, { dtype = "f64" })):abs():max():item() < 1e-10)
+  end)
+
+  it("builds the Gram matrix with its own AVX-512 kernel as OpenBLAS does, on any layout and thread count", function()
+    local flags = (io.open("/proc/cpuinfo") or { read = function() return "" end, close = function() end })
+    local cpuinfo = flags:read("a") or ""
+    flags:close()
+    -- the kernel runs where the CPU has AVX-512F
+    assert.equals(cpuinfo:match("\nflags%s*:[^\n]* avx512f%f[^%w_]") ~= nil, core.gram_f32_available())
+    local g = T.generator(31)
+    -- columns path (n > g) with g not a multiple of 32 and, at 7000 x 300, two packed chunks;
+    -- rows path (n <= g) with genes in several packed blocks at 300 x 2600
+    for _, shape in ipairs { { 300, 77 }, { 2600, 40 }, { 7000, 300 }, { 40, 700 }, { 300, 2600 } } do
+      local X = (T.randn(shape, { gen = g }) * T.linspace(2, 0.5, shape[2]) + 1.5):to("f32")
+      local own = core.pca_gram_dense(X, false)
+      local blas = core.pca_gram_dense(X, true)
+      local exact = core.pca_gram_dense(X:to("f64"), false)
+      local scale = exact:abs():max():item()
+      local what = shape[1] .. " x " .. shape[2]
+      assert.is_true((own - exact):abs():max():item() < 1e-5 * scale, what .. ": own vs exact")
+      assert.is_true((blas - exact):abs():max():item() < 1e-5 * scale, what .. ": BLAS vs exact")
+      assert.is_true((own - own:t()):abs():max():item() == 0, what .. ": symmetric")
+      if shape[1] * shape[2] <= 30000 then
+        -- the same bits from CSR, from a strided view and on one thread
+        local S = T.sparse_from_dense(X)
+        local csr = core.pca_gram_csr(S:indptr(), S:indices(), S:values(), shape[1], shape[2], false)
+        assert.is_true((csr - own):abs():max():item() == 0, what .. ": CSR")
+        local strided = X:t():contiguous():t()
+        assert.is_false(strided:is_contiguous())
+        assert.is_true((core.pca_gram_dense(strided, false) - own):abs():max():item() == 0, what .. ": strided")
+      end
+      local before = velua.get_num_threads()
+      velua.set_num_threads(1)
+      local one = core.pca_gram_dense(X, false)
+      velua.set_num_threads(before)
+      assert.is_true((one - own):abs():max():item() == 0, what .. ": thread count")
     end
   end)
 

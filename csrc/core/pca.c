@@ -2,10 +2,12 @@
 #include "pca.h"
 
 #include "blas.h"
+#include "gram_f32.h"
 #include "memory.h"
 #include "random.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,7 +16,7 @@
 /* The VL_CLONES kernels may use FMA in their AVX2 build, so the last bits of a PCA depend on
  * the CPU, as those of OpenBLAS's kernels do; never on the thread count. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define VL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define VL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define VL_CLONES
 #endif
@@ -28,6 +30,16 @@ extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const
                     const int *iu, const double *abstol, int *m, double *w, double *z,
                     const int *ldz, int *isuppz, double *work, const int *lwork, int *iwork,
                     const int *liwork, int *info, size_t, size_t, size_t);
+extern void dsytrd_(const char *uplo, const int *n, double *a, const int *lda, double *d,
+                    double *e, double *tau, double *work, const int *lwork, int *info, size_t);
+extern void dsterf_(const int *n, double *d, double *e, int *info);
+extern void dstein_(const int *n, const double *d, const double *e, const int *m, const double *w,
+                    const int *iblock, const int *isplit, double *z, const int *ldz, double *work,
+                    int *iwork, int *ifail, int *info);
+extern void dormtr_(const char *side, const char *uplo, const char *trans, const int *m,
+                    const int *n, const double *a, const int *lda, const double *tau, double *c,
+                    const int *ldc, double *work, const int *lwork, int *info, size_t, size_t,
+                    size_t);
 
 typedef struct {
   const vl_csr *sp;
@@ -51,13 +63,14 @@ static inline const float *f32_row(const vl_tensor *t, int64_t i) {
   return (const float *)t->data + i * t->stride[0];
 }
 
-/* A scratch buffer; large ones are 2 MB aligned and backed by huge pages where the system
- * allows it: first-touch page faults on a fresh 10 MB buffer cost more than the arithmetic
- * done in it on some virtual machines. Freed with free(). */
+/* A scratch buffer; from 1 MB on they are 2 MB aligned and backed by huge pages where the
+ * system allows it: first-touch page faults cost more than the arithmetic done in such
+ * buffers on some virtual machines (here 11 us per 4 kB page, 23 ms for a fresh 8 MB buffer,
+ * against 0.8 ms with huge pages). Freed with free(). */
 static void *scratch(size_t nbytes) {
   const size_t huge = (size_t)2 << 20;
   void *p = NULL;
-  if (nbytes >= huge) {
+  if (nbytes >= huge / 2) {
     size_t rounded = (nbytes + huge - 1) / huge * huge;
     p = aligned_alloc(huge, rounded);
     if (p) vl_advise_huge_pages(p, rounded);
@@ -77,7 +90,7 @@ typedef struct {
   void *out;
 } block_job;
 
-static void fill_block(const block_job *b, int64_t lo, int64_t hi) {
+VL_CLONES static void fill_block(const block_job *b, int64_t lo, int64_t hi) {
   const matrix *x = b->x;
   const int64_t w = b->c1 - b->c0;
   const double *mean = x->mean + b->c0;
@@ -121,6 +134,76 @@ static void fill_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
   fill_block(arg, lo, hi);
 }
 
+/* The centred f32 rows r0 + [lo, hi) of a chunk of `rows` rows in gram_f32.h's panel layout
+ * (padding zero), row after row: a contiguous f32 row is centred straight into the panels,
+ * any other row (sparse, strided) into a row buffer by fill_block first. */
+typedef struct {
+  const matrix *x;
+  int64_t r0, rows;
+  float *P;
+  volatile int failed;
+} panel_job;
+
+VL_CLONES static void fill_panels(int64_t lo, int64_t hi, int chunk, void *arg) {
+  (void)chunk;
+  panel_job *pj = arg;
+  const int64_t g = pj->x->g, rows = pj->rows, W = VL_GRAM_PANEL;
+  const double *mean = pj->x->mean;
+  float *buf = NULL;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *src = pj->x->sp ? NULL : f32_row(pj->x->dense, pj->r0 + r);
+    const bool centred = src == NULL;
+    if (centred) {
+      if (!buf && !(buf = malloc(sizeof(float) * (size_t)g))) {
+        pj->failed = 1;
+        return;
+      }
+      block_job b = {pj->x, pj->r0 + r, 0, g, g, buf};
+      fill_block(&b, 0, 1);
+      src = buf;
+    }
+    for (int64_t j0 = 0; j0 < g; j0 += W) {
+      const int64_t w = g - j0 < W ? g - j0 : W;
+      float *dst = pj->P + ((j0 / W) * rows + r) * W;
+      if (centred)
+        memcpy(dst, src + j0, sizeof(float) * (size_t)w);
+      else
+        for (int64_t c = 0; c < w; c++) dst[c] = (float)((double)src[j0 + c] - mean[j0 + c]);
+      for (int64_t c = w; c < W; c++) dst[c] = 0.0f;
+    }
+  }
+  free(buf);
+}
+
+/* gram_f32.h's panels for the Gram matrix of the rows of an f32 block: the w columns of B (n
+ * rows, row stride ld) are the rows of the packed chunk, B's rows its columns (cells in panels
+ * [lo, hi) of VL_GRAM_PANEL; those past n zero) */
+typedef struct {
+  const float *B;
+  int64_t ld, n, w;
+  float *P;
+} transpose_job;
+
+VL_CLONES static void pack_transposed(int64_t lo, int64_t hi, int chunk, void *arg) {
+  (void)chunk;
+  const transpose_job *j = arg;
+  const int64_t W = VL_GRAM_PANEL;
+  enum { CB = 16 }; /* columns per tile: the tile's W x CB values stay in L1 */
+  for (int64_t p = lo; p < hi; p++) {
+    float *panel = j->P + p * j->w * W;
+    const int64_t rows = j->n - p * W < W ? j->n - p * W : W;
+    for (int64_t c0 = 0; c0 < j->w; c0 += CB) {
+      const int64_t c1 = c0 + CB < j->w ? c0 + CB : j->w;
+      for (int64_t t = 0; t < rows; t++) {
+        const float *row = j->B + (p * W + t) * j->ld;
+        for (int64_t c = c0; c < c1; c++) panel[c * W + t] = row[c];
+      }
+      for (int64_t t = rows; t < W; t++)
+        for (int64_t c = c0; c < c1; c++) panel[c * W + t] = 0.0f;
+    }
+  }
+}
+
 /* ---------- column means and total variance ---------- */
 
 enum { STAT_ROWS = 512 };
@@ -132,7 +215,7 @@ typedef struct {
   double *part; /* nblocks x g */
 } stats_job;
 
-static void stats_block(int64_t lo, int64_t hi, int chunk, void *arg) {
+VL_CLONES static void stats_block(int64_t lo, int64_t hi, int chunk, void *arg) {
   const stats_job *j = arg;
   const int64_t g = j->x->g;
   double *acc = j->part + (int64_t)chunk * g;
@@ -211,6 +294,7 @@ static vl_status column_stats(vl_ctx *ctx, const matrix *x, double *mean, double
  * the panels, not the thread count, decide who computes what: the same result on any number
  * of threads. */
 enum { PANELS = 8, GRAM_INNER = 256 };
+_Static_assert((int)GRAM_INNER == (int)VL_GRAM_SLICE, "gram_f32 sums the same slices as the BLAS path");
 
 typedef struct {
   const void *B;
@@ -294,8 +378,8 @@ static vl_status gram_add(vl_ctx *ctx, gram_job *job, const void *B, int64_t inn
 /* G (m x m; its upper triangle is written) = the Gram matrix of the centred X: by_rows X_c X_c^T from column
  * blocks of cw columns (*keep: the last block, the whole X_c when cw == g), else X_c^T X_c from
  * blocks of rows (*keep NULL). */
-static vl_status build_gram(vl_ctx *ctx, const matrix *x, bool by_rows, int64_t cw, double *G,
-                            void **keep) {
+static vl_status build_gram(vl_ctx *ctx, const matrix *x, bool by_rows, int64_t cw, bool own,
+                            double *G, void **keep) {
   const int64_t n = x->n, g = x->g, m = by_rows ? n : g;
   /* row panels of the upper triangle with about equal work (row i costs m - i) */
   int64_t bounds[PANELS + 1];
@@ -311,13 +395,33 @@ static vl_status build_gram(vl_ctx *ctx, const matrix *x, bool by_rows, int64_t 
   if (by_rows) {
     B = scratch(es * (size_t)(n * cw));
     if (!B) return VL_ERR_NOMEM;
+    /* own kernel: the block's columns (genes) are the rows of the sum, packed in sub-blocks of
+     * sw columns (a multiple of GRAM_INNER, ~8 MB packed) */
+    int64_t sw = (((int64_t)8 << 20) / (int64_t)sizeof(float) / (n + VL_GRAM_PANEL)) / GRAM_INNER * GRAM_INNER;
+    if (sw < GRAM_INNER) sw = GRAM_INNER;
+    if (sw > cw) sw = cw;
+    float *P = own ? scratch(sizeof(float) * (size_t)vl_gram_f32_packed_size(sw, n)) : NULL;
+    if (own && !P) {
+      free(B);
+      return VL_ERR_NOMEM;
+    }
     for (int64_t c0 = 0; c0 < g && !st; c0 += cw) {
       int64_t c1 = c0 + cw < g ? c0 + cw : g;
       block_job b = {x, 0, c0, c1, c1 - c0, B};
       vl_parallel_for(ctx, n, 16, fill_rows, &b);
-      gj.ld = c1 - c0;
-      st = gram_add(ctx, &gj, B, c1 - c0);
+      if (!own) {
+        gj.ld = c1 - c0;
+        st = gram_add(ctx, &gj, B, c1 - c0);
+        continue;
+      }
+      for (int64_t s0 = c0; s0 < c1 && !st; s0 += sw) {
+        const int64_t s1 = s0 + sw < c1 ? s0 + sw : c1;
+        transpose_job tj = {(const float *)B + (s0 - c0), c1 - c0, n, s1 - s0, P};
+        vl_parallel_for(ctx, (n + VL_GRAM_PANEL - 1) / VL_GRAM_PANEL, 1, pack_transposed, &tj);
+        st = vl_gram_f32_add(ctx, P, s1 - s0, n, G, s0 == 0);
+      }
     }
+    free(P);
     if (!st) *keep = B;
     else free(B);
     return st;
@@ -325,6 +429,18 @@ static vl_status build_gram(vl_ctx *ctx, const matrix *x, bool by_rows, int64_t 
   int64_t rh = (((int64_t)8 << 20) / (int64_t)es / g) / GRAM_INNER * GRAM_INNER; /* ~8 MB */
   if (rh < GRAM_INNER) rh = GRAM_INNER;
   if (rh > n) rh = n;
+  if (own) { /* f32 data, AVX-512: chunks of rh rows packed in panels for gram_f32 */
+    float *P = scratch(sizeof(float) * (size_t)vl_gram_f32_packed_size(rh, g));
+    if (!P) return VL_ERR_NOMEM;
+    for (int64_t r0 = 0; r0 < n && !st; r0 += rh) {
+      int64_t r1 = r0 + rh < n ? r0 + rh : n;
+      panel_job pj = {x, r0, r1 - r0, P, 0};
+      vl_parallel_for(ctx, r1 - r0, 16, fill_panels, &pj);
+      st = pj.failed ? VL_ERR_NOMEM : vl_gram_f32_add(ctx, P, r1 - r0, g, G, r0 == 0);
+    }
+    free(P);
+    return st;
+  }
   B = scratch(es * (size_t)(rh * g));
   if (!B) return VL_ERR_NOMEM;
   gj.ld = g;
@@ -345,6 +461,65 @@ static vl_status build_gram(vl_ctx *ctx, const matrix *x, bool by_rows, int64_t 
 enum { SMALL_ORDER = 160 };
 
 /* The cnt largest eigenpairs of the symmetric n x n matrix A (lower triangle, column-major;
+ * overwritten) through its tridiagonal form: Householder reduction (dsytrd), all eigenvalues of
+ * the tridiagonal matrix by root-free QR (dsterf), the top cnt eigenvectors by inverse iteration
+ * (dstein, which re-orthogonalises clustered ones), and back to A's basis (dormtr). These are
+ * dsyevr's own steps for a subset except that its bisection (dstebz), most of its time at the
+ * orders of the Lanczos checks, is replaced by dsterf: 1.1 against 2.9 ms at order 184.
+ * VL_ERR_VALUE when the tridiagonal matrix splits into blocks (dstein would need them as dstebz
+ * finds them) or LAPACK reports a failure: the caller then solves its copy by dsyevr. */
+static vl_status tridiagonal_top(double *A, int64_t n, int64_t cnt, double *w, double *z) {
+  int N = (int)n, M = (int)cnt, info = 0, lwork = -1;
+  double wq1 = 0, wq2 = 0, *work = NULL;
+  double *d = malloc(sizeof(double) * (size_t)n), *e = malloc(sizeof(double) * (size_t)n),
+         *tau = malloc(sizeof(double) * (size_t)n), *ev = malloc(sizeof(double) * (size_t)n),
+         *ee = malloc(sizeof(double) * (size_t)n);
+  int *iblock = malloc(sizeof(int) * (size_t)cnt), *iwork = malloc(sizeof(int) * (size_t)n),
+      *ifail = malloc(sizeof(int) * (size_t)cnt);
+  vl_status st = VL_ERR_NOMEM;
+  if (!d || !e || !tau || !ev || !ee || !iblock || !iwork || !ifail) goto out;
+  dsytrd_("L", &N, A, &N, d, e, tau, &wq1, &lwork, &info, 1);
+  if (info == 0) dormtr_("L", "L", "N", &N, &M, A, &N, tau, z, &N, &wq2, &lwork, &info, 1, 1, 1);
+  st = VL_ERR_VALUE;
+  if (info != 0) goto out;
+  lwork = (int)(wq1 > wq2 ? wq1 : wq2);
+  if (lwork < 5 * N) lwork = 5 * N;
+  st = VL_ERR_NOMEM;
+  if (!(work = malloc(sizeof(double) * (size_t)lwork))) goto out;
+  st = VL_ERR_VALUE;
+  dsytrd_("L", &N, A, &N, d, e, tau, work, &lwork, &info, 1);
+  if (info != 0) goto out;
+  for (int64_t j = 1; j < n; j++) /* dstebz's splitting test */
+    if (e[j - 1] * e[j - 1] <= fabs(d[j] * d[j - 1]) * DBL_EPSILON * DBL_EPSILON + DBL_MIN) goto out;
+  memcpy(ev, d, sizeof(double) * (size_t)n);
+  memcpy(ee, e, sizeof(double) * (size_t)n);
+  dsterf_(&N, ev, ee, &info); /* ascending */
+  if (info != 0) goto out;
+  memcpy(w, ev + (n - cnt), sizeof(double) * (size_t)cnt);
+  for (int64_t i = 0; i < cnt; i++) iblock[i] = 1;
+  dstein_(&N, d, e, &M, w, iblock, &N, z, &N, work, iwork, ifail, &info);
+  if (info != 0) goto out;
+  dormtr_("L", "L", "N", &N, &M, A, &N, tau, z, &N, work, &lwork, &info, 1, 1, 1);
+  if (info != 0) goto out;
+  st = VL_OK;
+out:
+  free(work);
+  free(d);
+  free(e);
+  free(tau);
+  free(ev);
+  free(ee);
+  free(iblock);
+  free(iwork);
+  free(ifail);
+  return st;
+}
+
+/* Orders from which tridiagonal_top is tried first, and up to which A is copied for the
+ * fallback (larger orders go to dsyevr directly) */
+enum { TRIDIAGONAL_MIN = 32, TRIDIAGONAL_MAX = 4096 };
+
+/* The cnt largest eigenpairs of the symmetric n x n matrix A (lower triangle, column-major;
  * overwritten): w[0..cnt) ascending, z column j (n x cnt, column-major) the eigenvector of
  * w[j]. LAPACK dsyevd on the whole matrix up to SMALL_ORDER, dsyevr for the subset above.
  * Callers run it with OpenBLAS single-threaded: the tridiagonal reduction is a long series of
@@ -359,6 +534,19 @@ static vl_status lapack_top(double *A, int64_t n, int64_t cnt, double *w, double
   vl_status st = VL_ERR_NOMEM;
   *info = 0;
   if (!wall || !isuppz) goto out;
+  if (n >= TRIDIAGONAL_MIN && n <= TRIDIAGONAL_MAX) {
+    double *copy = scratch(sizeof(double) * (size_t)(n * n));
+    if (!copy) goto out;
+    for (int64_t j = 0; j < n; j++) /* the lower triangle, column-major */
+      memcpy(copy + j * n + j, A + j * n + j, sizeof(double) * (size_t)(n - j));
+    st = tridiagonal_top(A, n, cnt, w, z);
+    if (st == VL_ERR_VALUE)
+      for (int64_t j = 0; j < n; j++)
+        memcpy(A + j * n + j, copy + j * n + j, sizeof(double) * (size_t)(n - j));
+    free(copy);
+    if (st != VL_ERR_VALUE) goto out;
+    st = VL_ERR_NOMEM;
+  }
   for (int pass = 0; pass < 2; pass++) { /* the workspace query, then the solve */
     double *wk = pass ? work : &wq;
     int *iwk = pass ? iwork : &iwq;
@@ -434,8 +622,6 @@ typedef struct {
   int64_t m;
 } rows_job;
 
-typedef double v4d __attribute__((vector_size(32)));
-typedef float v4f __attribute__((vector_size(16)));
 
 /* The f32 copy of the symmetric G in row panels of PR rows: panel b holds, for every column c,
  * the PR values G[b PR + r, c] side by side (rows past m are zero). A product then streams
@@ -456,88 +642,133 @@ static float *panel_layout(const double *G, int64_t m) {
   return P;
 }
 
-/* Y = G X for the row panels [lo, hi): per column of G, two f32 quads widened to double and
- * multiplied by the LB values of X in that row (eight partial sums, each in a fixed order) */
+typedef double v8d __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v8fu __attribute__((vector_size(32), aligned(4)));
+typedef double v8u __attribute__((vector_size(64), aligned(8))); /* unaligned loads */
+
+/* Y = G X for the row panels [lo, hi): per column of G, the panel's PR f32 values widened to
+ * double and multiplied by the LB values of X in that row; even and odd columns in separate
+ * sums (2 LB partial sums, each in a fixed order) */
 VL_CLONES static void product_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
   (void)chunk;
   const rows_job *j = arg;
   const int64_t m = j->m;
   for (int64_t b = lo; b < hi; b++) {
     const float *p = j->G + b * m * PR;
-    v4d a00 = {0, 0, 0, 0}, a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,
-        a31 = a00;
-    for (int64_t c = 0; c < m; c++) {
-      v4d g0 = __builtin_convertvector(*(const v4f *)(p + c * PR), v4d);
-      v4d g1 = __builtin_convertvector(*(const v4f *)(p + c * PR + 4), v4d);
+    v8d a[LB], e[LB];
+#pragma GCC unroll 8
+    for (int t = 0; t < LB; t++) a[t] = e[t] = (v8d){0};
+    int64_t c = 0;
+    for (; c + 2 <= m; c += 2) {
+      const v8d g = __builtin_convertvector(*(const v8fu *)(p + c * PR), v8d);
+      const v8d h = __builtin_convertvector(*(const v8fu *)(p + (c + 1) * PR), v8d);
       const double *q = j->Xt + c * LB;
-      a00 += g0 * q[0];
-      a01 += g1 * q[0];
-      a10 += g0 * q[1];
-      a11 += g1 * q[1];
-      a20 += g0 * q[2];
-      a21 += g1 * q[2];
-      a30 += g0 * q[3];
-      a31 += g1 * q[3];
+#pragma GCC unroll 8
+      for (int t = 0; t < LB; t++) {
+        a[t] += g * q[t];
+        e[t] += h * q[LB + t];
+      }
     }
-    const v4d *acc[LB][2] = {{&a00, &a01}, {&a10, &a11}, {&a20, &a21}, {&a30, &a31}};
+    if (c < m) {
+      const v8d g = __builtin_convertvector(*(const v8fu *)(p + c * PR), v8d);
+      const double *q = j->Xt + c * LB;
+#pragma GCC unroll 8
+      for (int t = 0; t < LB; t++) a[t] += g * q[t];
+    }
+    for (int t = 0; t < LB; t++) a[t] += e[t];
     for (int64_t r = 0; r < PR && b * PR + r < m; r++)
-      for (int t = 0; t < LB; t++) j->Y[t * m + b * PR + r] = (*acc[t][r / 4])[r % 4];
+      for (int t = 0; t < LB; t++) j->Y[t * m + b * PR + r] = a[t][r];
   }
 }
-
-typedef double v4u __attribute__((vector_size(32), aligned(8))); /* unaligned loads */
 
 /* C[t * ldc + i] = A[:, i] . Y[:, t] for the d columns of A (m x d) and the LB columns of Y
- * (both column-major, leading dimension m): skinny products BLAS would pack A for */
+ * (both column-major, leading dimension m): skinny products BLAS would pack A for. Two columns
+ * of A at a time, eight lanes each. */
 VL_CLONES static void skinny_tdot(const double *A, int64_t m, int64_t d, const double *Y,
                                   double *C, int64_t ldc) {
-  for (int64_t i = 0; i < d; i++) {
+  const int64_t m8 = m / 8 * 8;
+  int64_t i = 0;
+  for (; i + 2 <= d; i += 2) {
+    const double *a = A + i * m, *b = a + m;
+    v8d s[LB], u[LB];
+#pragma GCC unroll 8
+    for (int t = 0; t < LB; t++) s[t] = u[t] = (v8d){0};
+    for (int64_t r = 0; r < m8; r += 8) {
+      const v8d av = *(const v8u *)(a + r), bv = *(const v8u *)(b + r);
+#pragma GCC unroll 8
+      for (int t = 0; t < LB; t++) {
+        const v8d y = *(const v8u *)(Y + t * m + r);
+        s[t] += av * y;
+        u[t] += bv * y;
+      }
+    }
+    for (int t = 0; t < LB; t++) {
+      double x = 0, z = 0;
+      for (int l = 0; l < 8; l++) {
+        x += s[t][l];
+        z += u[t][l];
+      }
+      for (int64_t r = m8; r < m; r++) {
+        x += a[r] * Y[t * m + r];
+        z += b[r] * Y[t * m + r];
+      }
+      C[t * ldc + i] = x;
+      C[t * ldc + i + 1] = z;
+    }
+  }
+  for (; i < d; i++) {
     const double *a = A + i * m;
-    v4d s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0;
-    int64_t r = 0;
-    for (; r + 4 <= m; r += 4) {
-      v4d av = *(const v4u *)(a + r);
-      s0 += av * *(const v4u *)(Y + r);
-      s1 += av * *(const v4u *)(Y + m + r);
-      s2 += av * *(const v4u *)(Y + 2 * m + r);
-      s3 += av * *(const v4u *)(Y + 3 * m + r);
+    v8d s[LB];
+#pragma GCC unroll 8
+    for (int t = 0; t < LB; t++) s[t] = (v8d){0};
+    for (int64_t r = 0; r < m8; r += 8) {
+      const v8d av = *(const v8u *)(a + r);
+#pragma GCC unroll 8
+      for (int t = 0; t < LB; t++) s[t] += av * *(const v8u *)(Y + t * m + r);
     }
-    double t0 = (s0[0] + s0[1]) + (s0[2] + s0[3]), t1 = (s1[0] + s1[1]) + (s1[2] + s1[3]),
-           t2 = (s2[0] + s2[1]) + (s2[2] + s2[3]), t3 = (s3[0] + s3[1]) + (s3[2] + s3[3]);
-    for (; r < m; r++) {
-      t0 += a[r] * Y[r];
-      t1 += a[r] * Y[m + r];
-      t2 += a[r] * Y[2 * m + r];
-      t3 += a[r] * Y[3 * m + r];
+    for (int t = 0; t < LB; t++) {
+      double x = 0;
+      for (int l = 0; l < 8; l++) x += s[t][l];
+      for (int64_t r = m8; r < m; r++) x += a[r] * Y[t * m + r];
+      C[t * ldc + i] = x;
     }
-    C[i] = t0;
-    C[ldc + i] = t1;
-    C[2 * ldc + i] = t2;
-    C[3 * ldc + i] = t3;
   }
 }
 
-/* Y (m x LB) -= A C for A (m x d) and C (d x LB, leading dimension ldc), column-major */
+/* Y (m x LB) -= A C for A (m x d) and C (d x LB, leading dimension ldc), column-major: 16 rows of
+ * Y kept in registers while the d columns of A pass (each element's updates in column order) */
 VL_CLONES static void skinny_sub(const double *A, int64_t m, int64_t d, const double *C,
                                  int64_t ldc, double *Y) {
-  for (int64_t i = 0; i < d; i++) {
-    const double *a = A + i * m;
-    const double c0 = C[i], c1 = C[ldc + i], c2 = C[2 * ldc + i], c3 = C[3 * ldc + i];
-    int64_t r = 0;
-    for (; r + 4 <= m; r += 4) {
-      v4d av = *(const v4u *)(a + r);
-      *(v4u *)(Y + r) -= av * c0;
-      *(v4u *)(Y + m + r) -= av * c1;
-      *(v4u *)(Y + 2 * m + r) -= av * c2;
-      *(v4u *)(Y + 3 * m + r) -= av * c3;
+  const int64_t m16 = m / 16 * 16;
+  for (int64_t r = 0; r < m16; r += 16) {
+    v8d y[LB][2];
+#pragma GCC unroll 8
+    for (int t = 0; t < LB; t++) {
+      y[t][0] = *(v8u *)(Y + t * m + r);
+      y[t][1] = *(v8u *)(Y + t * m + r + 8);
     }
-    for (; r < m; r++) {
-      Y[r] -= a[r] * c0;
-      Y[m + r] -= a[r] * c1;
-      Y[2 * m + r] -= a[r] * c2;
-      Y[3 * m + r] -= a[r] * c3;
+    for (int64_t i = 0; i < d; i++) {
+      const v8d a0 = *(const v8u *)(A + i * m + r), a1 = *(const v8u *)(A + i * m + r + 8);
+#pragma GCC unroll 8
+      for (int t = 0; t < LB; t++) {
+        const double c = C[t * ldc + i];
+        y[t][0] -= a0 * c;
+        y[t][1] -= a1 * c;
+      }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < LB; t++) {
+      *(v8u *)(Y + t * m + r) = y[t][0];
+      *(v8u *)(Y + t * m + r + 8) = y[t][1];
     }
   }
+  for (int64_t r = m16; r < m; r++)
+    for (int t = 0; t < LB; t++) {
+      double y = Y[t * m + r];
+      for (int64_t i = 0; i < d; i++) y -= A[i * m + r] * C[t * ldc + i];
+      Y[t * m + r] = y;
+    }
 }
 
 /* x (m x LB) -= D (D^T x), twice */
@@ -647,9 +878,9 @@ static bool krylov_init(krylov *kr, vl_ctx *ctx, const float *G, int64_t m, cons
                         int64_t nd, int64_t cap) {
   *kr = (krylov){ctx, G, m, D, nd, cap, NULL, NULL, NULL, NULL, NULL, NULL};
   kr->Xt = aligned_alloc(32, sizeof(double) * (size_t)(m * LB));
-  kr->Q = malloc(sizeof(double) * (size_t)(m * (cap + LB)));
-  kr->W = malloc(sizeof(double) * (size_t)(m * cap));
-  kr->H = malloc(sizeof(double) * (size_t)(cap * cap));
+  kr->Q = scratch(sizeof(double) * (size_t)(m * (cap + LB)));
+  kr->W = scratch(sizeof(double) * (size_t)(m * cap));
+  kr->H = scratch(sizeof(double) * (size_t)(cap * cap));
   kr->C = malloc(sizeof(double) * (size_t)((cap + LB) * LB));
   kr->Dc = malloc(sizeof(double) * (size_t)((nd > 0 ? nd : 1) * LB));
   return kr->Q && kr->W && kr->H && kr->C && kr->Dc && kr->Xt;
@@ -677,7 +908,7 @@ static double complement_top(vl_ctx *ctx, const float *G, int64_t m, const doubl
   krylov kr = {0};
   const int64_t cap = CHECK_STEPS * LB;
   double top = -1;
-  double th[1], *S = malloc(sizeof(double) * (size_t)cap), *A = malloc(sizeof(double) * (size_t)(cap * cap)),
+  double th[1], *S = malloc(sizeof(double) * (size_t)cap), *A = scratch(sizeof(double) * (size_t)(cap * cap)),
                 *v = malloc(sizeof(double) * (size_t)m);
   *st = VL_OK;
   if (S && A && v && krylov_init(&kr, ctx, G, m, U, k, cap)) {
@@ -711,7 +942,7 @@ static int lanczos_top(vl_ctx *ctx, const float *G, int64_t m, int64_t k, double
   double *th = malloc(sizeof(double) * (size_t)cnt);
   double *U = malloc(sizeof(double) * (size_t)(m * cnt));
   double *R = malloc(sizeof(double) * (size_t)(m * cnt));
-  double *A = malloc(sizeof(double) * (size_t)(cap * cap));
+  double *A = scratch(sizeof(double) * (size_t)(cap * cap));
   double *S = malloc(sizeof(double) * (size_t)(cap * cnt));
   int ok = 0;
   if (!krylov_init(&kr, ctx, G, m, NULL, 0, cap) || !th || !U || !R || !A || !S) {
@@ -836,6 +1067,51 @@ static void score_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
   free(S);
 }
 
+/* scores = X_c V by gram_f32's tile (f32 data, AVX-512): per VL_GRAM_TILE cells, their centred
+ * rows transposed into a gene-major buffer (in L1), times V in f32 panels of VL_GRAM_PANEL
+ * components (Vp: panel q holds components [q W, q W + W) of every gene, padding zero) */
+typedef struct {
+  const matrix *x;
+  const float *Vp;
+  int64_t k;
+  double *U; /* n x k */
+  volatile int failed;
+} tile_score_job;
+
+static void score_tiles(int64_t lo, int64_t hi, int chunk, void *arg) {
+  (void)chunk;
+  tile_score_job *j = arg;
+  const int64_t g = j->x->g, k = j->k, TT = VL_GRAM_TILE, W = VL_GRAM_PANEL;
+  float *row = malloc(sizeof(float) * (size_t)g), *a = malloc(sizeof(float) * (size_t)(g * TT));
+  double acc[VL_GRAM_TILE * VL_GRAM_PANEL];
+  if (!row || !a) {
+    j->failed = 1;
+    free(row);
+    free(a);
+    return;
+  }
+  for (int64_t i0 = lo; i0 < hi; i0 += TT) {
+    const int64_t rows = hi - i0 < TT ? hi - i0 : TT;
+    for (int64_t t = 0; t < TT; t++) {
+      if (t < rows) {
+        block_job b = {j->x, i0 + t, 0, g, g, row};
+        fill_block(&b, 0, 1);
+        for (int64_t c = 0; c < g; c++) a[c * TT + t] = row[c];
+      } else {
+        for (int64_t c = 0; c < g; c++) a[c * TT + t] = 0.0f;
+      }
+    }
+    for (int64_t q = 0; q * W < k; q++) {
+      vl_gram_f32_tile(a, TT, j->Vp + q * g * W, g, acc);
+      const int64_t w = k - q * W < W ? k - q * W : W;
+      for (int64_t t = 0; t < rows; t++)
+        for (int64_t c = 0; c < w; c++) j->U[(i0 + t) * k + q * W + c] = acc[t * W + c];
+    }
+  }
+  free(row);
+  free(a);
+}
+
 vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t k,
                  vl_pca_out *out, vl_error *err) {
   matrix x = {sp, dense, 0, 0, out->mean, false};
@@ -880,8 +1156,9 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
     else
       cw = cw >= GRAM_INNER ? cw / GRAM_INNER * GRAM_INNER : GRAM_INNER;
   }
+  const bool own = !x.f64 && vl_gram_f32_available();
   const int blas_saved = vl_blas_single_begin(); /* the panels run on our pool */
-  st = build_gram(ctx, &x, by_rows, cw, G, &B);
+  st = build_gram(ctx, &x, by_rows, cw, own, G, &B);
   vl_blas_single_end(blas_saved);
   if (st) goto fail;
 
@@ -947,12 +1224,25 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
         else
           ((float *)Vf)[j * k + c] = (float)V[j * k + c];
       }
-    score_job sj = {&x, Vf, k, U, 0};
-    int saved = vl_blas_single_begin();
-    st = vl_parallel_blocks(ctx, n, SCORE_ROWS, score_rows, &sj);
-    vl_blas_single_end(saved);
-    if (st) goto fail;
-    if (sj.failed) goto nomem;
+    if (own) {
+      const int64_t W = VL_GRAM_PANEL, np = (k + W - 1) / W;
+      float *Vp = calloc((size_t)(np * g * W), sizeof(float));
+      if (!Vp) goto nomem;
+      for (int64_t jj = 0; jj < g; jj++)
+        for (int64_t c = 0; c < k; c++) Vp[((c / W) * g + jj) * W + c % W] = (float)V[jj * k + c];
+      tile_score_job tj = {&x, Vp, k, U, 0};
+      st = vl_parallel_blocks(ctx, n, SCORE_ROWS / 4, score_tiles, &tj);
+      free(Vp);
+      if (st) goto fail;
+      if (tj.failed) goto nomem;
+    } else {
+      score_job sj = {&x, Vf, k, U, 0};
+      int saved = vl_blas_single_begin();
+      st = vl_parallel_blocks(ctx, n, SCORE_ROWS, score_rows, &sj);
+      vl_blas_single_end(saved);
+      if (st) goto fail;
+      if (sj.failed) goto nomem;
+    }
   }
   /* svd_flip, u-based: the score of largest |value| (first one on ties) is positive */
   for (int64_t c = 0; c < k; c++) {
@@ -987,4 +1277,36 @@ out:
   free(w);
   free(z);
   return st;
+}
+
+vl_status vl_pca_gram(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, bool blas_only,
+                      double *G, double *mean, vl_error *err) {
+  matrix x = {sp, dense, 0, 0, mean, false};
+  if (sp) {
+    x.n = sp->nrows;
+    x.g = sp->ncols;
+    x.f64 = sp->dtype == VL_F64;
+  } else {
+    if (!dense || dense->ndim != 2 || (dense->dtype != VL_F32 && dense->dtype != VL_F64))
+      return vl_fail(err, VL_ERR_SHAPE, "pca_gram: X must be a 2-d f32 or f64 tensor or a CSR matrix");
+    x.n = dense->shape[0];
+    x.g = dense->shape[1];
+    x.f64 = dense->dtype == VL_F64;
+  }
+  const int64_t n = x.n, g = x.g, m = n < g ? n : g;
+  const bool by_rows = n <= g;
+  double total_var;
+  vl_status st = column_stats(ctx, &x, mean, &total_var);
+  if (st) return vl_fail(err, st, "pca_gram: column statistics failed");
+  const int64_t cw = g; /* by_rows: the whole X as one block */
+  void *B = NULL;
+  const bool own = !blas_only && !x.f64 && vl_gram_f32_available();
+  const int saved = vl_blas_single_begin();
+  st = build_gram(ctx, &x, by_rows, cw, own, G, &B);
+  vl_blas_single_end(saved);
+  free(B);
+  if (st) return vl_fail(err, st, "pca_gram: %s", st == VL_ERR_INTERRUPTED ? "interrupted" : "out of memory");
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < i; j++) G[i * m + j] = G[j * m + i];
+  return VL_OK;
 }

@@ -6,6 +6,7 @@
 
 #include "knn.h"
 #include "bind_args.h"
+#include "gram_f32.h"
 #include "pca.h"
 #include "pp_kernels.h"
 #include "umap_graph.h"
@@ -235,6 +236,43 @@ static int l_pca_csr(lua_State *L) {
   return do_pca(L, &a, NULL, a.nrows, a.ncols, k);
 }
 
+/* pca_gram_dense(x [n, g], blas_only) or pca_gram_csr(indptr, indices, values, nrows, ncols,
+ * blas_only) -> the centred Gram matrix vl_pca decomposes [m, m] f64 (m = min(n, g)), means [g]
+ * f64: for the tests of the Gram kernels */
+static int do_pca_gram(lua_State *L, const vl_csr *sp, const vl_tensor *dense, int64_t n,
+                       int64_t g, bool blas_only) {
+  int64_t m = n < g ? n : g, s2[2] = {m, m};
+  vlua_tensor *G = vlua_new(L, VL_F64, 2, s2);
+  vlua_tensor *mu = vlua_new(L, VL_F64, 1, &g);
+  vl_error err;
+  vlua_check_status(L, "pca_gram",
+                    vl_pca_gram(vlua_ctx(L), sp, dense, blas_only, (double *)G->t.data,
+                                (double *)mu->t.data, &err),
+                    &err);
+  return 2;
+}
+
+static int l_pca_gram_dense(lua_State *L) {
+  vlua_tensor *x = check_matrix(L, "pca_gram", 1, "X");
+  bool blas_only = lua_toboolean(L, 2);
+  lua_settop(L, 1);
+  return do_pca_gram(L, NULL, &x->t, x->t.shape[0], x->t.shape[1], blas_only);
+}
+
+static int l_pca_gram_csr(lua_State *L) {
+  vl_csr a;
+  lua_settop(L, 6);
+  bool blas_only = lua_toboolean(L, 6);
+  vlua_arg_csr(L, "pca_gram", 1, &a);
+  return do_pca_gram(L, &a, NULL, a.nrows, a.ncols, blas_only);
+}
+
+/* gram_f32_available() -> does PCA use velua's AVX-512 Gram kernel on this CPU? */
+static int l_gram_f32_available(lua_State *L) {
+  lua_pushboolean(L, vl_gram_f32_available());
+  return 1;
+}
+
 /* ---------- sparse helpers ---------- */
 
 /* csr_scale_rows(indptr, indices, values, nrows, ncols, scale [nrows]) -> new values */
@@ -430,6 +468,8 @@ void vlua_register_pp(lua_State *L) {
   static const luaL_Reg regs[] = {
     {"knn_exact", l_knn_exact}, {"knn_nndescent", l_knn_nndescent},
     {"knn_graph", l_knn_graph}, {"umap_graph", l_umap_graph}, {"pca_dense", l_pca_dense}, {"pca_csr", l_pca_csr},
+    {"pca_gram_dense", l_pca_gram_dense}, {"pca_gram_csr", l_pca_gram_csr},
+    {"gram_f32_available", l_gram_f32_available},
     {"csr_scale_rows", l_csr_scale_rows}, {"csr_row_sums", l_csr_row_sums},
     {"csr_col_stats", l_csr_col_stats}, {"csr_count_corr_stats", l_csr_count_corr_stats},
     {"shared_counts", l_shared_counts}, {"seurat_norm", l_seurat_norm},

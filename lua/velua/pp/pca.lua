@@ -2,8 +2,8 @@
 -- without scaling (sparse X is centred implicitly), signs by scikit-learn's svd_flip with the
 -- u-based decision (the largest |score| of each component is positive). f64 data are
 -- decomposed exactly in double; f32 data (the usual case) through f32 products summed in double
--- and block Lanczos with checked residuals, to about 1e-6 relative like scanpy's f32 ARPACK
--- (csrc/core/pca.c; see docs/pp.md).
+-- (an AVX-512 kernel of velua's own where the CPU has it) and block Lanczos with checked
+-- residuals, to about 1e-6 relative like scanpy's f32 ARPACK (csrc/core/pca.c; see docs/pp.md).
 local core = require "velua.core"
 local options = require "velua.options"
 local T = require "velua.tensor"
