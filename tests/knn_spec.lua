@@ -228,10 +228,12 @@ local function jacobi_eigenvalues(A)
   local n = #A
   local a = {}
   for i = 1, n do a[i] = {} for j = 1, n do a[i][j] = A[i][j] end end
+  local total = 0
+  for i = 1, n do for j = 1, n do total = total + a[i][j] ^ 2 end end
   for _ = 1, 100 do
     local off = 0
     for i = 1, n do for j = 1, n do if i ~= j then off = off + a[i][j] ^ 2 end end end
-    if off < 1e-24 then break end
+    if off < 1e-24 or off < 1e-30 * total then break end
     for p = 1, n - 1 do
       for q = p + 1, n do
         if math.abs(a[p][q]) > 1e-300 then
@@ -261,19 +263,25 @@ describe("exact PCA", function()
   it("agrees with a Jacobi eigensolver, is centred, orthonormal and sign-fixed", function()
     local g = T.generator(21)
     -- f64 data: exact in double; f32 data: products in f32 (summed in double), so about 1e-6
-    -- orders >= 32 take the tridiagonal solver (dsytrd, dsterf, dstein), smaller ones dsyevd;
-    -- 203 x 70 with 40 components: the f32 scores kernel's two panels of components and a last
-    -- block of 3 cells
+    -- orders >= 32 take the tridiagonal solver (dsytrd, dsterf, dstein), smaller ones dsyevd.
+    -- f32 data are decomposed in double up to n g min(n, g) = 2^25 (the same bits as f64
+    -- data), in f32 products above: 3500 x 100 with 40 components (the scores kernel's two
+    -- panels of components, a last block of 4 cells) and 100 x 3500 (Gram matrix of the rows)
     for _, case in ipairs { { 40, 9, "f64" }, { 9, 40, "f64" }, { 40, 9, "f32" }, { 9, 40, "f32" },
-      { 60, 45, "f64" }, { 45, 60, "f32" }, { 203, 70, "f32", 40 } } do
+      { 60, 45, "f64" }, { 45, 60, "f32" }, { 3500, 100, "f32", 40 }, { 100, 3500, "f32" } } do
       local shape, dtype = { case[1], case[2] }, case[3]
       local tol = dtype == "f64" and 1e-10 or 1e-5
       local X = (T.randn(shape, { gen = g }) * T.linspace(3, 0.5, shape[2]) + 2):to("f32"):to(dtype)
       local k = case[4] or 5
       local sc, co, sv, mu, tv = core.pca_dense(X, k)
       local X64 = X:to("f64")
+      if dtype == "f32" and shape[1] * shape[2] * math.min(shape[1], shape[2]) <= 2 ^ 25 then
+        local sc64 = core.pca_dense(X64, k)
+        assert.is_true((sc64 - sc):abs():max():item() == 0, "small f32 data are decomposed in double")
+      end
       local Xc = X64 - X64:mean(1, true)
-      local C = Xc:t():matmul(Xc):totable()
+      -- the smaller Gram matrix: the same nonzero eigenvalues
+      local C = (shape[1] < shape[2] and Xc:matmul(Xc:t()) or Xc:t():matmul(Xc)):totable()
       local ev = jacobi_eigenvalues(C)
       for c = 1, k do
         assert.is_true(math.abs(sv:get(c) ^ 2 - ev[c]) <= 10 * tol * ev[1], "eigenvalue " .. c)

@@ -1112,6 +1112,10 @@ static void score_tiles(int64_t lo, int64_t hi, int chunk, void *arg) {
   free(a);
 }
 
+/* Up to this n g min(n, g) (twice the Gram matrix's multiply-adds) f32 data are decomposed in
+ * double like f64 data */
+#define SMALL_EXACT_WORK 33554432.0 /* 2^25 */
+
 vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t k,
                  vl_pca_out *out, vl_error *err) {
   matrix x = {sp, dense, 0, 0, out->mean, false};
@@ -1133,6 +1137,10 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
   if (m > 46340)
     return vl_fail(err, VL_ERR_UNSUPPORTED, "pca: min(n_obs, n_vars) = %lld is too large for the "
                    "exact solver", (long long)m);
+  /* small problems are decomposed in double whatever the dtype: exact, for a few ms at most.
+   * (The f32 Gram matrix squares the condition number: on dentategyrus100, 100 x 298, its
+   * scores were 2.4e-5 from the exact ones, scanpy's f32 ARPACK 7e-6.) */
+  if (!x.f64 && (double)n * (double)g * (double)m <= SMALL_EXACT_WORK) x.f64 = true;
   const bool by_rows = n <= g; /* Gram of the rows (n x n) or covariance of the columns */
   vl_status st = column_stats(ctx, &x, out->mean, &out->total_var);
   if (st == VL_ERR_INTERRUPTED) return vl_fail(err, st, "pca: interrupted");

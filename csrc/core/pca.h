@@ -1,6 +1,7 @@
 /* Mean-centred PCA (no scaling) of a sparse or dense matrix through the smaller Gram matrix of
  * the implicitly centred data (X_c X_c^T or X_c^T X_c) and its top eigenpairs.
- * - f64 values: everything in double (blocked DSYRK, LAPACK, DGEMM): exact.
+ * - f64 values, and f32 values up to n g min(n, g) = 2^25: everything in double (blocked DSYRK,
+ *   LAPACK, DGEMM): exact.
  * - f32 values: the centred data rounded to f32, products over slices of at most 256 rows (or
  *   columns) summed in double, so the Gram matrix carries about 1e-6 relative error (the
  *   precision class of scanpy's f32 ARPACK). The products are gram_f32.h's AVX-512 kernel where
