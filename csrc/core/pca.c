@@ -1036,7 +1036,7 @@ enum { SCORE_ROWS = 1024 };
  * for f64 data) */
 typedef struct {
   const matrix *x;
-  const void *V; /* g x k, f32 (f64 for f64 data) */
+  const void *V; /* g x k, f32 (f64 for f64 data); score_tiles: f32 panels (see there) */
   int64_t k;
   double *U; /* n x k */
   volatile int failed;
@@ -1069,18 +1069,11 @@ static void score_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
 
 /* scores = X_c V by gram_f32's tile (f32 data, AVX-512): per VL_GRAM_TILE cells, their centred
  * rows transposed into a gene-major buffer (in L1), times V in f32 panels of VL_GRAM_PANEL
- * components (Vp: panel q holds components [q W, q W + W) of every gene, padding zero) */
-typedef struct {
-  const matrix *x;
-  const float *Vp;
-  int64_t k;
-  double *U; /* n x k */
-  volatile int failed;
-} tile_score_job;
-
+ * components (j->V: panel q holds components [q W, q W + W) of every gene, padding zero) */
 static void score_tiles(int64_t lo, int64_t hi, int chunk, void *arg) {
   (void)chunk;
-  tile_score_job *j = arg;
+  score_job *j = arg;
+  const float *Vp = j->V;
   const int64_t g = j->x->g, k = j->k, TT = VL_GRAM_TILE, W = VL_GRAM_PANEL;
   float *row = malloc(sizeof(float) * (size_t)g), *a = malloc(sizeof(float) * (size_t)(g * TT));
   double acc[VL_GRAM_TILE * VL_GRAM_PANEL];
@@ -1102,7 +1095,7 @@ static void score_tiles(int64_t lo, int64_t hi, int chunk, void *arg) {
       }
     }
     for (int64_t q = 0; q * W < k; q++) {
-      vl_gram_f32_tile(a, TT, j->Vp + q * g * W, g, acc);
+      vl_gram_f32_tile(a, TT, Vp + q * g * W, g, acc);
       const int64_t w = k - q * W < W ? k - q * W : W;
       for (int64_t t = 0; t < rows; t++)
         for (int64_t c = 0; c < w; c++) j->U[(i0 + t) * k + q * W + c] = acc[t * W + c];
@@ -1116,20 +1109,29 @@ static void score_tiles(int64_t lo, int64_t hi, int chunk, void *arg) {
  * double like f64 data */
 #define SMALL_EXACT_WORK 33554432.0 /* 2^25 */
 
+/* The matrix view of X (CSR sp, or dense f32/f64 [n, g]) for the caller `who`. */
+static vl_status matrix_of(const vl_csr *sp, const vl_tensor *dense, double *mean,
+                           const char *who, matrix *x, vl_error *err) {
+  *x = (matrix){sp, dense, 0, 0, mean, false};
+  if (sp) {
+    x->n = sp->nrows;
+    x->g = sp->ncols;
+    x->f64 = sp->dtype == VL_F64;
+    return VL_OK;
+  }
+  if (!dense || dense->ndim != 2 || (dense->dtype != VL_F32 && dense->dtype != VL_F64))
+    return vl_fail(err, VL_ERR_SHAPE, "%s: X must be a 2-d f32 or f64 tensor or a CSR matrix", who);
+  x->n = dense->shape[0];
+  x->g = dense->shape[1];
+  x->f64 = dense->dtype == VL_F64;
+  return VL_OK;
+}
+
 vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t k,
                  vl_pca_out *out, vl_error *err) {
-  matrix x = {sp, dense, 0, 0, out->mean, false};
-  if (sp) {
-    x.n = sp->nrows;
-    x.g = sp->ncols;
-    x.f64 = sp->dtype == VL_F64;
-  } else {
-    if (!dense || dense->ndim != 2 || (dense->dtype != VL_F32 && dense->dtype != VL_F64))
-      return vl_fail(err, VL_ERR_SHAPE, "pca: X must be a 2-d f32 or f64 tensor or a CSR matrix");
-    x.n = dense->shape[0];
-    x.g = dense->shape[1];
-    x.f64 = dense->dtype == VL_F64;
-  }
+  matrix x;
+  const vl_status bad = matrix_of(sp, dense, out->mean, "pca", &x, err);
+  if (bad) return bad;
   const int64_t n = x.n, g = x.g, m = n < g ? n : g;
   if (k < 1 || k > m)
     return vl_fail(err, VL_ERR_VALUE, "pca: n_comps = %lld must be in [1, min(n_obs, n_vars) = %lld]",
@@ -1238,7 +1240,7 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
       if (!Vp) goto nomem;
       for (int64_t jj = 0; jj < g; jj++)
         for (int64_t c = 0; c < k; c++) Vp[((c / W) * g + jj) * W + c % W] = (float)V[jj * k + c];
-      tile_score_job tj = {&x, Vp, k, U, 0};
+      score_job tj = {&x, Vp, k, U, 0};
       st = vl_parallel_blocks(ctx, n, SCORE_ROWS / 4, score_tiles, &tj);
       free(Vp);
       if (st) goto fail;
@@ -1289,18 +1291,9 @@ out:
 
 vl_status vl_pca_gram(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, bool blas_only,
                       double *G, double *mean, vl_error *err) {
-  matrix x = {sp, dense, 0, 0, mean, false};
-  if (sp) {
-    x.n = sp->nrows;
-    x.g = sp->ncols;
-    x.f64 = sp->dtype == VL_F64;
-  } else {
-    if (!dense || dense->ndim != 2 || (dense->dtype != VL_F32 && dense->dtype != VL_F64))
-      return vl_fail(err, VL_ERR_SHAPE, "pca_gram: X must be a 2-d f32 or f64 tensor or a CSR matrix");
-    x.n = dense->shape[0];
-    x.g = dense->shape[1];
-    x.f64 = dense->dtype == VL_F64;
-  }
+  matrix x;
+  const vl_status bad = matrix_of(sp, dense, mean, "pca_gram", &x, err);
+  if (bad) return bad;
   const int64_t n = x.n, g = x.g, m = n < g ? n : g;
   const bool by_rows = n <= g;
   double total_var;
