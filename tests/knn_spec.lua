@@ -325,13 +325,15 @@ describe("exact PCA", function()
       local velua = require "velua"
       local before = velua.get_num_threads()
       velua.set_num_threads(1)
-      local sc1 = core.pca_dense(X, k)
+      local sc1, co1 = core.pca_dense(X, k)
       velua.set_num_threads(before)
-      assert.is_true((sc1 - sc):abs():max():item() == 0, "thread count changed the result")
+      assert.is_true((sc1 - sc):abs():max():item() == 0, "thread count changed the scores")
+      -- 300 x 700: loadings X_c^T U / s from the Gram matrix of the rows
+      assert.is_true((co1 - co):abs():max():item() == 0, "thread count changed the components")
     end
   end)
 
-  it("falls back to dsyevr when the tridiagonal matrix splits (block-diagonal Gram matrix)", function()
+  it("falls back to dsyevd/dsyevr when the tridiagonal matrix splits (block-diagonal Gram matrix)", function()
     -- 64 x 40 f64 data: Walsh functions 1-20 mixed by one random matrix, 21-40 by another, so
     -- X^T X is block diagonal (two full 20 x 20 blocks, zero between them): the Householder
     -- reduction does real work in each block and its tridiagonal form splits between them
@@ -361,6 +363,32 @@ describe("exact PCA", function()
     local scale = sc:abs():max():item()
     assert.is_true((Xc:matmul(co) - sc):abs():max():item() < 1e-10 * scale, "scores")
     assert.is_true((co:t():matmul(co) - T.eye(k, { dtype = "f64" })):abs():max():item() < 1e-10)
+    -- order 200 (dsyevr's side): 256 x 200, two blocks of 100; the singular values are those
+    -- of the two blocks taken apart (orders 100, no split there)
+    local W2 = {}
+    for i = 0, 255 do
+      local row = {}
+      for j = 1, 200 do
+        local bits, w = i & j, 0
+        while bits > 0 do w, bits = w ~ (bits & 1), bits >> 1 end
+        row[j] = w == 0 and 1 or -1
+      end
+      W2[#W2 + 1] = row
+    end
+    local Wb = T.tensor(W2, { dtype = "f64" })
+    local A1 = Wb:narrow(2, 1, 100):matmul(T.randint(-3, 4, { 100, 100 }, { gen = gen }):to("f64"))
+    local A2 = Wb:narrow(2, 101, 100):matmul(T.randint(-2, 3, { 100, 100 }, { gen = gen }):to("f64"))
+    local K = 12
+    local _, _, svb = core.pca_dense(T.cat({ A1, A2 }, 2):contiguous(), K)
+    local parts = {}
+    for _, A in ipairs { A1, A2 } do
+      local _, _, s = core.pca_dense(A:contiguous(), K)
+      for c = 1, K do parts[#parts + 1] = s:get(c) end
+    end
+    table.sort(parts, function(a, b) return a > b end)
+    for c = 1, K do
+      assert.is_true(math.abs(svb:get(c) - parts[c]) < 1e-10 * parts[1], "order 200, singular value " .. c)
+    end
   end)
 
   it("builds the Gram matrix with its own AVX-512 kernel as OpenBLAS does, on any layout and thread count", function()

@@ -1067,6 +1067,31 @@ static void score_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
   free(S);
 }
 
+/* loadings = X_c^T U for a block of columns: Vf rows [lo, hi) from columns [lo, hi) of B
+ * (n x bw, row-major, centred), one SGEMM (DGEMM) per fixed block of LOADING_COLS columns with
+ * OpenBLAS single-threaded, so the sums do not depend on the thread count */
+enum { LOADING_COLS = 256 };
+typedef struct {
+  const void *B;
+  blasint bw;
+  int64_t n, k;
+  const void *Uf;
+  void *Vf;
+  bool f64;
+} loadings_job;
+
+static void loadings_block(int64_t lo, int64_t hi, int chunk, void *arg) {
+  (void)chunk;
+  const loadings_job *j = arg;
+  const blasint w = (blasint)(hi - lo), n = (blasint)j->n, k = (blasint)j->k;
+  if (j->f64)
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, k, n, 1.0, (const double *)j->B + lo,
+                j->bw, j->Uf, k, 0.0, (double *)j->Vf + lo * k, k);
+  else
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, k, n, 1.0f, (const float *)j->B + lo,
+                j->bw, j->Uf, k, 0.0f, (float *)j->Vf + lo * k, k);
+}
+
 /* scores = X_c V by gram_f32's tile (f32 data, AVX-512): per VL_GRAM_TILE cells, their centred
  * rows transposed into a gene-major buffer (in L1), times V in f32 panels of VL_GRAM_PANEL
  * components (j->V: panel q holds components [q W, q W + W) of every gene, padding zero) */
@@ -1207,12 +1232,11 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
         block_job b = {&x, 0, c0, c1, c1 - c0, B};
         vl_parallel_for(ctx, n, 16, fill_rows, &b);
       }
-      if (x.f64)
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, bw, (blasint)k, (blasint)n, 1.0, B,
-                    bw, Uf, (blasint)k, 0.0, Vf, (blasint)k);
-      else
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, bw, (blasint)k, (blasint)n, 1.0f, B,
-                    bw, Uf, (blasint)k, 0.0f, Vf, (blasint)k);
+      loadings_job lj = {B, bw, n, k, Uf, Vf, x.f64};
+      const int saved = vl_blas_single_begin();
+      st = vl_parallel_blocks(ctx, bw, LOADING_COLS, loadings_block, &lj);
+      vl_blas_single_end(saved);
+      if (st) goto fail;
       for (int64_t j = c0; j < c1; j++)
         for (int64_t c = 0; c < k; c++) {
           int64_t t = (j - c0) * k + c;
@@ -1224,11 +1248,13 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
       for (int64_t c = 0; c < k; c++) U[i * k + c] *= S[c];
   } else {
     /* components = eigenvectors; scores = X_c V by blocks of rows */
-    Vf = malloc(es * (size_t)(g * k));
-    if (!Vf) goto nomem;
+    Vf = own ? NULL : malloc(es * (size_t)(g * k));
+    if (!own && !Vf) goto nomem;
     for (int64_t j = 0; j < g; j++)
       for (int64_t c = 0; c < k; c++) {
         V[j * k + c] = z[(k - 1 - c) * m + j];
+        if (own)
+          continue;
         if (x.f64)
           ((double *)Vf)[j * k + c] = V[j * k + c];
         else
@@ -1236,7 +1262,7 @@ vl_status vl_pca(vl_ctx *ctx, const vl_csr *sp, const vl_tensor *dense, int64_t 
       }
     if (own) {
       const int64_t W = VL_GRAM_PANEL, np = (k + W - 1) / W;
-      float *Vp = calloc((size_t)(np * g * W), sizeof(float));
+      float *Vp = calloc((size_t)np * (size_t)g * (size_t)W, sizeof(float));
       if (!Vp) goto nomem;
       for (int64_t jj = 0; jj < g; jj++)
         for (int64_t c = 0; c < k; c++) Vp[((c / W) * g + jj) * W + c % W] = (float)V[jj * k + c];
