@@ -90,6 +90,17 @@ local function report(dataset, step, secs, ref, note, cpu)
 end
 
 -- The oracle pipeline on one input file.
+-- tl.umap on ad (best of `best_of`), reported as pending when velua.tl.umap is missing
+local function run_umap(dataset, ad, ref, best_of)
+  local ok, umap = pcall(function() return velua.tl.umap end)
+  if ok and umap then
+    local s = best_of(ad, function(c) return umap(c, { seed = 0 }) end)
+    report(dataset, "umap", s, ref["umap"], nil, last_cpu)
+  else
+    report(dataset, "umap", 0 / 0, ref["umap"], "pending: velua.tl.umap not available")
+  end
+end
+
 local function run_file(dataset, raw_rel)
   local path = h.shared_path(raw_rel)
   if not path then
@@ -116,13 +127,7 @@ local function run_file(dataset, raw_rel)
   report(dataset, "moments", s, ref["moments"], nil, last_cpu)
   s = best_of(ad, function(c) return pp.second_order_moments(c) end)
   report(dataset, "second_order_moments", s, ref["second_order_moments"], nil, last_cpu)
-  local ok, umap = pcall(function() return velua.tl.umap end)
-  if ok and umap then
-    s = best_of(ad, function(c) return umap(c, { seed = 0 }) end)
-    report(dataset, "umap", s, ref["umap"], nil, last_cpu)
-  else
-    report(dataset, "umap", 0 / 0, ref["umap"], "pending: velua.tl.umap not available")
-  end
+  run_umap(dataset, ad, ref, best_of)
 end
 
 -- Recall of approximate kNN lists against exact search over all n cells (k per row, 1-based
@@ -180,13 +185,7 @@ local function run_sim(n)
   local st
   st, ad = best_of(ad, function(c) return pp.moments(c) end)
   report(ds, "moments", st, ref["moments"], nil, last_cpu)
-  local ok, umap = pcall(function() return velua.tl.umap end)
-  if ok and umap then
-    s = best_of(ad, function(c) return umap(c, { seed = 0 }) end)
-    report(ds, "umap", s, ref["umap"], nil, last_cpu)
-  else
-    report(ds, "umap", 0 / 0, ref["umap"], "pending: velua.tl.umap not available")
-  end
+  run_umap(ds, ad, ref, best_of)
   if nb.params.knn_method == "nndescent" then
     local X = ad.obsm.X_pca:narrow(2, 1, 30):contiguous()
     local t0 = velua.now()

@@ -149,11 +149,8 @@ describe("velua.concat", function()
   end)
 
   it("agrees with Python anndata 0.8's concat (needs python3-anndata)", function()
-    local py = io.popen("/usr/bin/python3 -c 'import anndata, scipy; print(anndata.__version__)' 2>/dev/null")
-    local version = py and py:read("l")
-    if py then py:close() end
-    if not version then
-      return require("support.helpers").missing_tool("/usr/bin/python3 cannot import anndata (Debian: python3-anndata)")
+    if not h.python_has("anndata, scipy") then
+      return h.missing_tool("/usr/bin/python3 cannot import anndata (Debian: python3-anndata)")
     end
     local script = h.repo_root() .. "/tests/support/anndata_concat.py"
     for _, join in ipairs { "inner", "outer" } do

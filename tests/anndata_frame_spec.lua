@@ -114,10 +114,7 @@ describe("data frames in obsm and varm", function()
   end)
 
   it("a file written by Python anndata 0.8 reads and writes back (needs python3-anndata)", function()
-    local py = io.popen("/usr/bin/python3 -c 'import anndata; print(anndata.__version__)' 2>/dev/null")
-    local version = py and py:read("l")
-    if py then py:close() end
-    if not version then
+    if not require("support.helpers").python_has("anndata") then
       return require("support.helpers").missing_tool("/usr/bin/python3 cannot import anndata (Debian: python3-anndata)")
     end
     local src, out = tmpname(), tmpname()

@@ -697,11 +697,8 @@ describe("write_h5ad", function()
   end)
 
   it("writes files Python anndata 0.8 reads back identically (needs python3-anndata)", function()
-    local py = io.popen("/usr/bin/python3 -c 'import anndata, scipy; print(anndata.__version__)' 2>/dev/null")
-    local version = py and py:read("l")
-    if py then py:close() end
-    if not version then
-      return require("support.helpers").missing_tool("/usr/bin/python3 cannot import anndata (Debian: python3-anndata)")
+    if not h.python_has("anndata, scipy") then
+      return h.missing_tool("/usr/bin/python3 cannot import anndata (Debian: python3-anndata)")
     end
     local script = tmpname(".py")
     local f = assert(io.open(script, "w"))

@@ -259,6 +259,22 @@ local function jacobi_eigenvalues(A)
   return ev
 end
 
+-- Walsh functions 1..g at 0..n-1 (g < n, n a power of 2), an n x g f64 tensor: entry (i, j) is
+-- (-1)^popcount(i & j); the columns are centred and mutually orthogonal
+local function walsh(n, g)
+  local rows = {}
+  for i = 0, n - 1 do
+    local row = {}
+    for j = 1, g do
+      local bits, w = i & j, 0
+      while bits > 0 do w, bits = w ~ (bits & 1), bits >> 1 end
+      row[j] = w == 0 and 1 or -1
+    end
+    rows[#rows + 1] = row
+  end
+  return T.tensor(rows, { dtype = "f64" })
+end
+
 describe("exact PCA", function()
   it("agrees with a Jacobi eigensolver, is centred, orthonormal and sign-fixed", function()
     local g = T.generator(21)
@@ -338,17 +354,7 @@ describe("exact PCA", function()
     -- X^T X is block diagonal (two full 20 x 20 blocks, zero between them): the Householder
     -- reduction does real work in each block and its tridiagonal form splits between them
     local n, g, k = 64, 40, 6
-    local walsh = {}
-    for i = 0, n - 1 do
-      local row = {}
-      for j = 1, g do
-        local bits, w = i & j, 0 -- (-1)^popcount(i & j): centred, mutually orthogonal columns
-        while bits > 0 do w, bits = w ~ (bits & 1), bits >> 1 end
-        row[j] = w == 0 and 1 or -1
-      end
-      walsh[#walsh + 1] = row
-    end
-    local Wt = T.tensor(walsh, { dtype = "f64" })
+    local Wt = walsh(n, g)
     local gen = T.generator(8)
     -- small integers: every product and sum is exact, so the zeros between the blocks are exact
     local M1 = T.randint(-3, 4, { 20, 20 }, { gen = gen }):to("f64")
@@ -365,17 +371,7 @@ describe("exact PCA", function()
     assert.is_true((co:t():matmul(co) - T.eye(k, { dtype = "f64" })):abs():max():item() < 1e-10)
     -- order 200 (dsyevr's side): 256 x 200, two blocks of 100; the singular values are those
     -- of the two blocks taken apart (orders 100, no split there)
-    local W2 = {}
-    for i = 0, 255 do
-      local row = {}
-      for j = 1, 200 do
-        local bits, w = i & j, 0
-        while bits > 0 do w, bits = w ~ (bits & 1), bits >> 1 end
-        row[j] = w == 0 and 1 or -1
-      end
-      W2[#W2 + 1] = row
-    end
-    local Wb = T.tensor(W2, { dtype = "f64" })
+    local Wb = walsh(256, 200)
     local A1 = Wb:narrow(2, 1, 100):matmul(T.randint(-3, 4, { 100, 100 }, { gen = gen }):to("f64"))
     local A2 = Wb:narrow(2, 101, 100):matmul(T.randint(-2, 3, { 100, 100 }, { gen = gen }):to("f64"))
     local K = 12

@@ -236,12 +236,18 @@ describe("spectral initialisation", function()
     assert.are.same({ 1, 1, 1, 2, 2, 2, 2, 2, 3, 4, 4 }, labels:totable())
   end)
 
-  it("Lanczos and dense LAPACK give the same eigenpairs", function()
+  -- 600 simulated cells' UMAP graph, pruned as tl.umap does, and its components
+  local function pruned_graph()
     local ad = pipeline(600, 3)
     local G = ad.obsp.connectivities
     local n = ad.n_obs
     local ip, ix, v = core.umap_prune(G:indptr(), G:indices(), G:values(), n, n, 500)
     local labels, nc = core.graph_components(ip, ix, v, n, n)
+    return n, ip, ix, v, labels, nc
+  end
+
+  it("Lanczos and dense LAPACK give the same eigenpairs", function()
+    local n, ip, ix, v, labels, nc = pruned_graph()
     assert.are.equal(1, nc)
     local vl, el, sl, ml = core.spectral_components(ip, ix, v, n, n, labels, nc, 3, { method = "lanczos" })
     local vd, ed, sd = core.spectral_components(ip, ix, v, n, n, labels, nc, 3, { method = "dense" })
@@ -260,11 +266,7 @@ describe("spectral initialisation", function()
   end)
 
   it("gives the same bits on any thread count (Lanczos projections included)", function()
-    local ad = pipeline(600, 3)
-    local G = ad.obsp.connectivities
-    local n = ad.n_obs
-    local ip, ix, v = core.umap_prune(G:indptr(), G:indices(), G:values(), n, n, 500)
-    local labels, nc = core.graph_components(ip, ix, v, n, n)
+    local n, ip, ix, v, labels, nc = pruned_graph()
     local n0 = velua.get_num_threads()
     velua.set_num_threads(1)
     local v1, e1 = core.spectral_components(ip, ix, v, n, n, labels, nc, 2, { method = "lanczos" })

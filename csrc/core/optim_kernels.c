@@ -1,5 +1,6 @@
 /* Fused optimizer updates (see optim_kernels.h). */
 #include "optim_kernels.h"
+#include "clones.h"
 
 #include <math.h>
 
@@ -7,11 +8,6 @@
  * and two divisions per element, which bound the loop); no FMA contraction, so every machine
  * and clone computes the same values. */
 #pragma GCC optimize("fp-contract=off")
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define VL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define VL_CLONES
-#endif
 
 typedef struct {
   const vl_adam_config *c;

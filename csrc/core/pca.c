@@ -1,5 +1,6 @@
 /* Mean-centred PCA through the Gram matrix and block Lanczos (see pca.h). */
 #include "pca.h"
+#include "clones.h"
 
 #include "blas.h"
 #include "gram_f32.h"
@@ -13,13 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The VL_CLONES kernels may use FMA in their AVX2 build, so the last bits of a PCA depend on
+/* The VL_CLONES_AVX512 kernels may use FMA in their AVX2 build, so the last bits of a PCA depend on
  * the CPU, as those of OpenBLAS's kernels do; never on the thread count. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define VL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VL_CLONES
-#endif
 
 /* LAPACK from OpenBLAS (Fortran calling convention, hidden string lengths last). */
 extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
@@ -90,7 +86,7 @@ typedef struct {
   void *out;
 } block_job;
 
-VL_CLONES static void fill_block(const block_job *b, int64_t lo, int64_t hi) {
+VL_CLONES_AVX512 static void fill_block(const block_job *b, int64_t lo, int64_t hi) {
   const matrix *x = b->x;
   const int64_t w = b->c1 - b->c0;
   const double *mean = x->mean + b->c0;
@@ -144,7 +140,7 @@ typedef struct {
   volatile int failed;
 } panel_job;
 
-VL_CLONES static void fill_panels(int64_t lo, int64_t hi, int chunk, void *arg) {
+VL_CLONES_AVX512 static void fill_panels(int64_t lo, int64_t hi, int chunk, void *arg) {
   (void)chunk;
   panel_job *pj = arg;
   const int64_t g = pj->x->g, rows = pj->rows, W = VL_GRAM_PANEL;
@@ -184,7 +180,7 @@ typedef struct {
   float *P;
 } transpose_job;
 
-VL_CLONES static void pack_transposed(int64_t lo, int64_t hi, int chunk, void *arg) {
+VL_CLONES_AVX512 static void pack_transposed(int64_t lo, int64_t hi, int chunk, void *arg) {
   (void)chunk;
   const transpose_job *j = arg;
   const int64_t W = VL_GRAM_PANEL;
@@ -215,7 +211,7 @@ typedef struct {
   double *part; /* nblocks x g */
 } stats_job;
 
-VL_CLONES static void stats_block(int64_t lo, int64_t hi, int chunk, void *arg) {
+VL_CLONES_AVX512 static void stats_block(int64_t lo, int64_t hi, int chunk, void *arg) {
   const stats_job *j = arg;
   const int64_t g = j->x->g;
   double *acc = j->part + (int64_t)chunk * g;
@@ -293,8 +289,7 @@ static vl_status column_stats(vl_ctx *ctx, const matrix *x, double *mean, double
  * stays in cache over the slices. So every f32 sum runs over at most GRAM_INNER products, and
  * the panels, not the thread count, decide who computes what: the same result on any number
  * of threads. */
-enum { PANELS = 8, GRAM_INNER = 256 };
-_Static_assert((int)GRAM_INNER == (int)VL_GRAM_SLICE, "gram_f32 sums the same slices as the BLAS path");
+enum { PANELS = 8, GRAM_INNER = VL_GRAM_SLICE }; /* the same slices as gram_f32's kernel */
 
 typedef struct {
   const void *B;
@@ -377,7 +372,8 @@ static vl_status gram_add(vl_ctx *ctx, gram_job *job, const void *B, int64_t inn
 
 /* G (m x m; its upper triangle is written) = the Gram matrix of the centred X: by_rows X_c X_c^T from column
  * blocks of cw columns (*keep: the last block, the whole X_c when cw == g), else X_c^T X_c from
- * blocks of rows (*keep NULL). */
+ * blocks of rows (*keep NULL). own: gram_f32's AVX-512 kernel (f32 data) instead of
+ * SSYRK/SGEMM. */
 static vl_status build_gram(vl_ctx *ctx, const matrix *x, bool by_rows, int64_t cw, bool own,
                             double *G, void **keep) {
   const int64_t n = x->n, g = x->g, m = by_rows ? n : g;
@@ -467,7 +463,7 @@ enum { SMALL_ORDER = 160 };
  * dsyevr's own steps for a subset except that its bisection (dstebz), most of its time at the
  * orders of the Lanczos checks, is replaced by dsterf: 1.1 against 2.9 ms at order 184.
  * VL_ERR_VALUE when the tridiagonal matrix splits into blocks (dstein would need them as dstebz
- * finds them) or LAPACK reports a failure: the caller then solves its copy by dsyevr. */
+ * finds them) or LAPACK reports a failure: lapack_top then solves its copy by dsyevd/dsyevr. */
 static vl_status tridiagonal_top(double *A, int64_t n, int64_t cnt, double *w, double *z) {
   int N = (int)n, M = (int)cnt, info = 0, lwork = -1;
   double wq1 = 0, wq2 = 0, *work = NULL;
@@ -519,34 +515,40 @@ out:
  * fallback (larger orders go to dsyevr directly) */
 enum { TRIDIAGONAL_MIN = 32, TRIDIAGONAL_MAX = 4096 };
 
+/* tridiagonal_top on A with A's lower triangle put back when it returns VL_ERR_VALUE */
+static vl_status tridiagonal_or_restore(double *A, int64_t n, int64_t cnt, double *w, double *z) {
+  double *copy = scratch(sizeof(double) * (size_t)(n * n));
+  if (!copy) return VL_ERR_NOMEM;
+  for (int64_t j = 0; j < n; j++) /* the lower triangle, column-major */
+    memcpy(copy + j * n + j, A + j * n + j, sizeof(double) * (size_t)(n - j));
+  vl_status st = tridiagonal_top(A, n, cnt, w, z);
+  if (st == VL_ERR_VALUE)
+    for (int64_t j = 0; j < n; j++)
+      memcpy(A + j * n + j, copy + j * n + j, sizeof(double) * (size_t)(n - j));
+  free(copy);
+  return st;
+}
+
 /* The cnt largest eigenpairs of the symmetric n x n matrix A (lower triangle, column-major;
  * overwritten): w[0..cnt) ascending, z column j (n x cnt, column-major) the eigenvector of
- * w[j]. LAPACK dsyevd on the whole matrix up to SMALL_ORDER, dsyevr for the subset above.
+ * w[j]. From TRIDIAGONAL_MIN to TRIDIAGONAL_MAX tridiagonal_top first; else, or where that
+ * fails, LAPACK dsyevd on the whole matrix up to SMALL_ORDER, dsyevr for the subset above.
  * Callers run it with OpenBLAS single-threaded: the tridiagonal reduction is a long series of
  * small matrix-vector products, between which OpenBLAS's threads spin and yield (several times
  * slower than one thread on 2 shared cores). VL_ERR_VALUE with LAPACK's *info on failure. */
 static vl_status lapack_top(double *A, int64_t n, int64_t cnt, double *w, double *z, int *info) {
+  *info = 0;
+  if (n >= TRIDIAGONAL_MIN && n <= TRIDIAGONAL_MAX) {
+    const vl_status t = tridiagonal_or_restore(A, n, cnt, w, z);
+    if (t != VL_ERR_VALUE) return t;
+  }
   const bool all = n <= SMALL_ORDER;
   int N = (int)n, il = (int)(n - cnt + 1), iu = N, found = 0, lwork = -1, liwork = -1, iwq = 0;
   double vl = 0, vu = 0, abstol = 0, wq = 0, *work = NULL;
   double *wall = malloc(sizeof(double) * (size_t)n); /* LAPACK may write n values */
   int *iwork = NULL, *isuppz = malloc(sizeof(int) * (size_t)(2 * n));
   vl_status st = VL_ERR_NOMEM;
-  *info = 0;
   if (!wall || !isuppz) goto out;
-  if (n >= TRIDIAGONAL_MIN && n <= TRIDIAGONAL_MAX) {
-    double *copy = scratch(sizeof(double) * (size_t)(n * n));
-    if (!copy) goto out;
-    for (int64_t j = 0; j < n; j++) /* the lower triangle, column-major */
-      memcpy(copy + j * n + j, A + j * n + j, sizeof(double) * (size_t)(n - j));
-    st = tridiagonal_top(A, n, cnt, w, z);
-    if (st == VL_ERR_VALUE)
-      for (int64_t j = 0; j < n; j++)
-        memcpy(A + j * n + j, copy + j * n + j, sizeof(double) * (size_t)(n - j));
-    free(copy);
-    if (st != VL_ERR_VALUE) goto out;
-    st = VL_ERR_NOMEM;
-  }
   for (int pass = 0; pass < 2; pass++) { /* the workspace query, then the solve */
     double *wk = pass ? work : &wq;
     int *iwk = pass ? iwork : &iwq;
@@ -650,7 +652,7 @@ typedef double v8u __attribute__((vector_size(64), aligned(8))); /* unaligned lo
 /* Y = G X for the row panels [lo, hi): per column of G, the panel's PR f32 values widened to
  * double and multiplied by the LB values of X in that row; even and odd columns in separate
  * sums (2 LB partial sums, each in a fixed order) */
-VL_CLONES static void product_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
+VL_CLONES_AVX512 static void product_rows(int64_t lo, int64_t hi, int chunk, void *arg) {
   (void)chunk;
   const rows_job *j = arg;
   const int64_t m = j->m;
@@ -685,7 +687,7 @@ VL_CLONES static void product_rows(int64_t lo, int64_t hi, int chunk, void *arg)
 /* C[t * ldc + i] = A[:, i] . Y[:, t] for the d columns of A (m x d) and the LB columns of Y
  * (both column-major, leading dimension m): skinny products BLAS would pack A for. Two columns
  * of A at a time, eight lanes each. */
-VL_CLONES static void skinny_tdot(const double *A, int64_t m, int64_t d, const double *Y,
+VL_CLONES_AVX512 static void skinny_tdot(const double *A, int64_t m, int64_t d, const double *Y,
                                   double *C, int64_t ldc) {
   const int64_t m8 = m / 8 * 8;
   int64_t i = 0;
@@ -738,7 +740,7 @@ VL_CLONES static void skinny_tdot(const double *A, int64_t m, int64_t d, const d
 
 /* Y (m x LB) -= A C for A (m x d) and C (d x LB, leading dimension ldc), column-major: 16 rows of
  * Y kept in registers while the d columns of A pass (each element's updates in column order) */
-VL_CLONES static void skinny_sub(const double *A, int64_t m, int64_t d, const double *C,
+VL_CLONES_AVX512 static void skinny_sub(const double *A, int64_t m, int64_t d, const double *C,
                                  int64_t ldc, double *Y) {
   const int64_t m16 = m / 16 * 16;
   for (int64_t r = 0; r < m16; r += 16) {

@@ -1,5 +1,6 @@
 /* Spectral embedding of a graph's connected components (see spectral.h). */
 #include "spectral.h"
+#include "clones.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -19,11 +20,6 @@ extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const
                     const int *ldz, int *isuppz, double *work, const int *lwork, int *iwork,
                     const int *liwork, int *info, size_t, size_t, size_t);
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define VL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define VL_CLONES
-#endif
 
 void vl_spectral_defaults(vl_spectral_opts *o) {
   o->tol = 1e-7;

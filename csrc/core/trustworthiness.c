@@ -3,6 +3,7 @@
  * column blocks held in cache (a vectorisable loop over points), then each row finds its k
  * embedding neighbours with a bounded max-heap and ranks them by one pass over its distances. */
 #include "trustworthiness.h"
+#include "clones.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,11 +12,6 @@
 /* a * b + c stays two roundings in both builds of the VL_CLONES functions (no FMA) */
 #pragma GCC optimize("fp-contract=off")
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define VL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define VL_CLONES
-#endif
 
 enum { TILE = 8, LBLOCK = 512 };
 

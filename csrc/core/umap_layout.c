@@ -1,5 +1,6 @@
 /* UMAP layout SGD, one deterministic parallel pass per epoch (see umap_layout.h). */
 #include "umap_layout.h"
+#include "clones.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -479,21 +480,15 @@ static inline __attribute__((always_inline)) void run_lanes(const sgd_job *s, in
 /* The lane kernels, also built for AVX2 and AVX-512 (8 or 16 lanes per register; 32 lanes
  * keep two to four independent chains in flight). Floating-point contraction is off in this
  * file, so every build does the same IEEE operations and gives the same bits. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define VL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VL_CLONES
-#endif
-
-VL_CLONES static void run_lanes_2(const sgd_job *s, int64_t c0, int64_t c1, const uint32_t *ops,
+VL_CLONES_AVX512 static void run_lanes_2(const sgd_job *s, int64_t c0, int64_t c1, const uint32_t *ops,
                         const int64_t *ostart) {
   run_lanes(s, c0, c1, ops, ostart, 2);
 }
-VL_CLONES static void run_lanes_3(const sgd_job *s, int64_t c0, int64_t c1, const uint32_t *ops,
+VL_CLONES_AVX512 static void run_lanes_3(const sgd_job *s, int64_t c0, int64_t c1, const uint32_t *ops,
                         const int64_t *ostart) {
   run_lanes(s, c0, c1, ops, ostart, 3);
 }
-VL_CLONES static void run_lanes_any(const sgd_job *s, int64_t c0, int64_t c1, const uint32_t *ops,
+VL_CLONES_AVX512 static void run_lanes_any(const sgd_job *s, int64_t c0, int64_t c1, const uint32_t *ops,
                           const int64_t *ostart) {
   run_lanes(s, c0, c1, ops, ostart, (int)s->dim);
 }

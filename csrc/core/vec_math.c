@@ -2,14 +2,10 @@
  * with |r| <= ln2/2, a degree-6 minimax polynomial for e^r, and 2^n built from the exponent
  * bits in two halves so that results in the subnormal range are still right. */
 #include "vec_math.h"
+#include "clones.h"
 
 #include <string.h>
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define VL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define VL_CLONES
-#endif
 
 static inline float bits_to_float(int32_t b) {
   float f;

@@ -35,6 +35,14 @@ function M.missing_tool(why)
   return pending("skipped: " .. why)
 end
 
+-- Can /usr/bin/python3 import `modules` (as written after `import`, e.g. "anndata, scipy")?
+function M.python_has(modules)
+  local py = io.popen("/usr/bin/python3 -c 'import " .. modules .. "' 2>/dev/null && echo ok")
+  local out = py and py:read("l")
+  if py then py:close() end
+  return out == "ok"
+end
+
 -- Resident set size of this process in kB (nil where /proc is not available).
 function M.rss_kb()
   local f = io.open("/proc/self/status", "r")

@@ -91,11 +91,11 @@ local function layer_list(ad, layers)
     for name in pairs(ad.layers) do layers[#layers + 1] = name end
     table.sort(layers)
   elseif type(layers) == "string" then layers = { layers } end
-  local todo = { "X" }
+  local names = { "X" }
   for _, name in ipairs(layers) do
-    if name ~= "X" and ad.layers[name] ~= nil then todo[#todo + 1] = name end
+    if name ~= "X" and ad.layers[name] ~= nil then names[#names + 1] = name end
   end
-  return todo
+  return names
 end
 
 -- The per-cell divisors c (f32) that normalize_per_cell applies to layer `name` (matrix m),
@@ -165,14 +165,14 @@ end
 function M.normalize_per_cell(ad, opts)
   util.check_adata("normalize_per_cell", ad)
   local o = options.check("normalize_per_cell", opts, norm_defaults)
-  local todo = layer_list(ad, o.layers)
+  local names = layer_list(ad, o.layers)
   local counts_given = o.counts_per_cell
   if type(counts_given) == "string" then
-    if ad.obs[counts_given] == nil then filter.set_initial_size(ad, todo) end
+    if ad.obs[counts_given] == nil then filter.set_initial_size(ad, names) end
     counts_given = ad.obs[counts_given]
   end
   local modified = {}
-  for _, name in ipairs(todo) do
+  for _, name in ipairs(names) do
     local m = util.layer(ad, name)
     if m ~= nil then
       m = util.float_matrix(m)
